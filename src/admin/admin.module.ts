@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { BillingModule } from '../billing/billing.module';
+import { CatalogModule } from '../catalog/catalog.module';
+import { WorkspacesModule } from '../workspaces/workspaces.module';
+import { AdminController } from './admin.controller';
+
+@Module({
+  imports: [WorkspacesModule, BillingModule, CatalogModule],
+  controllers: [AdminController],
+})
+export class AdminModule {}

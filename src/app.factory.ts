@@ -1,0 +1,48 @@
+import { INestApplication, INestApplicationContext, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { Express } from 'express';
+import { AppModule } from './app.module';
+import { jsonBodyMiddleware, requestIdMiddleware } from './common/http/body-parser';
+import { AppConfig } from './config/app-config';
+
+export function logLevels(config: AppConfig): LogLevel[] {
+  return config.nodeEnv === 'test' ? ['error'] : ['log', 'warn', 'error', 'fatal'];
+}
+
+/** The HTTP application, set up identically for `npm start` and the tests. */
+export async function createHttpApp(config: AppConfig): Promise<INestApplication> {
+  const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, logger: logLevels(config) });
+  const express = app.getHttpAdapter().getInstance() as Express;
+  express.disable('x-powered-by');
+  express.set('etag', false);
+  app.use(requestIdMiddleware);
+  app.use(jsonBodyMiddleware());
+  setupDocs(app);
+  app.enableShutdownHooks();
+  return app;
+}
+
+/** Workers only (NEXO_ROLE=worker): no HTTP server. */
+export async function createWorkerContext(config: AppConfig): Promise<INestApplicationContext> {
+  const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger: logLevels(config) });
+  ctx.enableShutdownHooks();
+  return ctx;
+}
+
+function setupDocs(app: INestApplication): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('NexoRouter')
+      .setDescription(
+        'OpenAI-compatible model gateway with prepaid billing. Money is in micro-USD (1 USD = 1,000,000). ' +
+          'Public API: `Authorization: Bearer <api key>`. Admin API: `Authorization: Bearer $ADMIN_TOKEN`.',
+      )
+      .setVersion('1')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'NexoRouter API key (nxr_...)' }, 'api-key')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' }, 'admin')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', customSiteTitle: 'NexoRouter API' });
+}

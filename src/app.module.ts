@@ -1,0 +1,56 @@
+import { ExpressAdapter } from '@bull-board/express';
+import { BullBoardModule } from '@bull-board/nestjs';
+import { BullModule } from '@nestjs/bullmq';
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AdminModule } from './admin/admin.module';
+import { AuthGuard } from './auth/auth.guard';
+import { queueDashboardAuth } from './auth/queue-dashboard.middleware';
+import { ChatModule } from './chat/chat.module';
+import { CatalogModule } from './catalog/catalog.module';
+import { OpenAiExceptionFilter } from './common/filters/openai-exception.filter';
+import { AppConfig } from './config/app-config';
+import { ConfigModule } from './config/config.module';
+import { dataSourceOptions } from './database/data-source-options';
+import { HealthModule } from './health/health.module';
+import { KeysModule } from './keys/keys.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { RedisModule } from './redis/redis.module';
+import { SetupModule } from './setup/setup.module';
+import { USAGE_JOB_DEFAULTS } from './usage/usage.constants';
+import { UsageModule } from './usage/usage.module';
+
+@Module({})
+export class AppModule {
+  /** The whole gateway; HTTP parts only where NEXO_ROLE serves HTTP, workers only where it runs them. */
+  static forRoot(config: AppConfig): DynamicModule {
+    const http = config.runsHttp;
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        TypeOrmModule.forRoot(dataSourceOptions(config)),
+        BullModule.forRoot({
+          connection: { url: config.redisUrl, connectTimeout: 2_000, retryStrategy: (times: number) => Math.min(times * 200, 2_000) },
+          prefix: `${config.redisPrefix}:bull`,
+          defaultJobOptions: USAGE_JOB_DEFAULTS,
+        }),
+        ...(http
+          ? [BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: queueDashboardAuth(config) })]
+          : []),
+        RedisModule,
+        MetricsModule,
+        KeysModule,
+        CatalogModule,
+        UsageModule.register({ workers: config.runsWorkers, dashboard: http }),
+        SetupModule,
+        ...(http ? [ChatModule, AdminModule, HealthModule] : []),
+      ],
+      providers: [
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: OpenAiExceptionFilter },
+      ],
+    };
+  }
+}

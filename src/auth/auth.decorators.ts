@@ -1,0 +1,21 @@
+import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
+import { ApiBearerAuth, ApiSecurity } from '@nestjs/swagger';
+import type { GatewayRequest } from '../common/http/request-context';
+import type { AuthenticatedKey } from '../keys/key-cache';
+
+export const AUTH_KIND = 'nexo:auth-kind';
+export type AuthKind = 'public' | 'admin' | 'api-key';
+
+/** No credentials needed (health, metrics, docs, webhooks). */
+export const Public = () => SetMetadata(AUTH_KIND, 'public' satisfies AuthKind);
+
+/** `Authorization: Bearer $ADMIN_TOKEN`. */
+export const AdminOnly = () => applyDecorators(SetMetadata(AUTH_KIND, 'admin' satisfies AuthKind), ApiBearerAuth('admin'));
+
+/** `Authorization: Bearer <api key>`; the default for every route without another marker. */
+export const ApiKeyAuth = () => applyDecorators(SetMetadata(AUTH_KIND, 'api-key' satisfies AuthKind), ApiSecurity('api-key'));
+
+/** The key that authenticated this request. */
+export const CurrentKey = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext): AuthenticatedKey => ctx.switchToHttp().getRequest<GatewayRequest>().apiKey!,
+);

@@ -1,0 +1,28 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { AppConfig } from '../config/app-config';
+import { adminTokenMatches, bearerToken } from './auth.guard';
+
+/**
+ * The queue dashboard (Bull Board) is a browser page: it takes the admin token as a bearer
+ * token, or as the password of HTTP basic auth (any user name) so a browser can prompt for it.
+ */
+export function queueDashboardAuth(config: AppConfig) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const header = req.headers.authorization;
+    let presented = bearerToken(header);
+    if (!presented && header?.startsWith('Basic ')) {
+      const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+      presented = decoded.slice(decoded.indexOf(':') + 1);
+    }
+    if (config.adminToken && adminTokenMatches(config.adminToken, presented)) return next();
+    if (config.adminToken) res.setHeader('www-authenticate', 'Basic realm="NexoRouter queues"');
+    res.status(config.adminToken ? 401 : 404).json({
+      error: {
+        message: config.adminToken ? 'Incorrect or missing admin token.' : 'The admin API is disabled: ADMIN_TOKEN is not set.',
+        type: 'invalid_request_error',
+        param: null,
+        code: config.adminToken ? 'invalid_admin_token' : 'not_found',
+      },
+    });
+  };
+}

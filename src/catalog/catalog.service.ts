@@ -1,0 +1,200 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository } from 'typeorm';
+import { AppConfig } from '../config/app-config';
+import { InvalidRequestError, ModelNotFoundError, NotFoundError } from '../common/errors/api-error';
+import { SecretBox } from '../common/secret-box';
+import { RedisService } from '../redis/redis.service';
+import { ModelEntity, ModelType } from './model.entity';
+import { ProviderEntity } from './provider.entity';
+import { ModelDto, ModelUpsertDto, ProviderDto, ProviderUpsertDto } from './catalog.dto';
+import { STARTER_MODELS, STARTER_PROVIDERS } from './starter-catalog';
+
+/** A provider as the hot path needs it: where to send, with which (decrypted) key. */
+export interface ResolvedProvider {
+  id: string;
+  baseUrl: string;
+  apiKey: string | null;
+}
+
+interface Snapshot {
+  models: Map<string, ModelEntity>;
+  providers: Map<string, ResolvedProvider>;
+}
+
+/**
+ * Models and providers, held in memory: the catalog is small and read on every request.
+ * A change through the admin API reloads it in every gateway process (Redis invalidation).
+ */
+@Injectable()
+export class CatalogService implements OnModuleInit {
+  private readonly logger = new Logger(CatalogService.name);
+  private readonly box: SecretBox;
+  private snapshot: Snapshot | null = null;
+  private loading: Promise<Snapshot> | null = null;
+
+  constructor(
+    private readonly config: AppConfig,
+    @InjectRepository(ModelEntity) private readonly models: Repository<ModelEntity>,
+    @InjectRepository(ProviderEntity) private readonly providers: Repository<ProviderEntity>,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly redis: RedisService,
+  ) {
+    this.box = new SecretBox(config.encryptionKey);
+  }
+
+  onModuleInit(): void {
+    this.redis.onInvalidate(
+      (message) => {
+        if (message === 'catalog') this.snapshot = null;
+      },
+      () => (this.snapshot = null),
+    );
+  }
+
+  private async current(): Promise<Snapshot> {
+    if (this.snapshot) return this.snapshot;
+    this.loading ??= this.load().finally(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private async load(): Promise<Snapshot> {
+    const [models, providers] = await Promise.all([
+      this.models.find(),
+      this.providers.createQueryBuilder('p').addSelect('p.apiKeyEncrypted').getMany(),
+    ]);
+    const snapshot: Snapshot = {
+      models: new Map(models.map((m) => [m.id, m])),
+      providers: new Map(
+        providers.map((p) => [p.id, { id: p.id, baseUrl: p.baseUrl, apiKey: p.apiKeyEncrypted ? this.box.open(p.apiKeyEncrypted) : null }]),
+      ),
+    };
+    this.snapshot = snapshot;
+    return snapshot;
+  }
+
+  /** A sellable model of the given type, or 404 model_not_found. */
+  async sellable(id: unknown, type: ModelType): Promise<{ model: ModelEntity; provider: ResolvedProvider }> {
+    const snap = await this.current();
+    const model = typeof id === 'string' ? snap.models.get(id) : undefined;
+    const provider = model ? snap.providers.get(model.providerId) : undefined;
+    if (!model || !model.sellable || model.type !== type || !provider) throw new ModelNotFoundError(String(id));
+    return { model, provider };
+  }
+
+  async listSellable(scope: ReadonlySet<string> | null): Promise<ModelEntity[]> {
+    const snap = await this.current();
+    return [...snap.models.values()]
+      .filter((m) => m.sellable && snap.providers.has(m.providerId) && (!scope || scope.has(m.id)))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async findSellable(id: string, scope: ReadonlySet<string> | null): Promise<ModelEntity> {
+    const models = await this.listSellable(scope);
+    const model = models.find((m) => m.id === id);
+    if (!model) throw new ModelNotFoundError(id);
+    return model;
+  }
+
+  async upsertModel(dto: ModelUpsertDto): Promise<ModelDto> {
+    if (!(await this.providers.existsBy({ id: dto.provider }))) {
+      throw new InvalidRequestError(`Unknown provider '${dto.provider}'. Create it with PUT /admin/providers first.`, 'provider');
+    }
+    const existing = await this.models.findOneBy({ id: dto.id });
+    const saved = await this.models.save(
+      this.models.create({
+        ...existing,
+        id: dto.id,
+        providerId: dto.provider,
+        upstreamModel: dto.upstream_model,
+        type: dto.type,
+        inputPriceMicros: dto.input_price_micros,
+        outputPriceMicros: dto.output_price_micros,
+        sellable: dto.sellable,
+        maxOutputTokens: dto.max_output_tokens ?? existing?.maxOutputTokens ?? 4_096,
+        contextLength: dto.context_length !== undefined ? dto.context_length : (existing?.contextLength ?? null),
+      }),
+    );
+    await this.invalidate();
+    return CatalogService.modelDto(saved);
+  }
+
+  async upsertProvider(dto: ProviderUpsertDto): Promise<ProviderDto> {
+    const values: Partial<ProviderEntity> = { id: dto.id, baseUrl: dto.base_url.replace(/\/+$/, '') };
+    if (dto.api_key !== undefined) values.apiKeyEncrypted = dto.api_key === null ? null : this.box.seal(dto.api_key);
+    await this.providers.upsert(values, ['id']);
+    await this.invalidate();
+    return this.providerDto(dto.id);
+  }
+
+  async listProviders(): Promise<ProviderDto[]> {
+    const snap = await this.current();
+    return [...snap.providers.values()].map((p) => ({ id: p.id, base_url: p.baseUrl, has_api_key: p.apiKey !== null }));
+  }
+
+  private async providerDto(id: string): Promise<ProviderDto> {
+    const provider = (await this.current()).providers.get(id);
+    if (!provider) throw new NotFoundError(`Provider '${id}' not found.`);
+    return { id: provider.id, base_url: provider.baseUrl, has_api_key: provider.apiKey !== null };
+  }
+
+  async listAllModels(): Promise<ModelDto[]> {
+    const snap = await this.current();
+    return [...snap.models.values()].sort((a, b) => a.id.localeCompare(b.id)).map((m) => CatalogService.modelDto(m));
+  }
+
+  private async invalidate(): Promise<void> {
+    this.snapshot = null;
+    await this.redis.publishInvalidation('catalog');
+  }
+
+  /**
+   * Seeds the starter catalog without touching rows an operator changed, then applies
+   * PROVIDER_<ID>_BASE_URL / _API_KEY, which win over stored values at every start.
+   */
+  async seed(): Promise<void> {
+    for (const p of STARTER_PROVIDERS) {
+      await this.db.query(`INSERT INTO providers (id, base_url) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [p.id, p.baseUrl]);
+    }
+    for (const m of STARTER_MODELS) {
+      await this.db.query(
+        `INSERT INTO models (id, provider_id, upstream_model, type, input_price_micros, output_price_micros, sellable, max_output_tokens, context_length)
+         VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8) ON CONFLICT (id) DO NOTHING`,
+        [m.id, m.providerId, m.upstreamModel, m.type, m.inputPriceMicros, m.outputPriceMicros, m.maxOutputTokens, m.contextLength],
+      );
+    }
+    for (const [id, override] of Object.entries(this.config.providerOverrides)) {
+      const exists = await this.providers.existsBy({ id });
+      if (!exists && !override.baseUrl) {
+        this.logger.warn(`PROVIDER_${id.toUpperCase()}_API_KEY is set but provider '${id}' does not exist and has no base URL: ignored`);
+        continue;
+      }
+      const values: Partial<ProviderEntity> = { id };
+      if (override.baseUrl) values.baseUrl = override.baseUrl;
+      if (override.apiKey) values.apiKeyEncrypted = this.box.seal(override.apiKey);
+      if (exists) await this.providers.update({ id }, values);
+      else await this.providers.insert(values);
+    }
+    await this.invalidate();
+    const snap = await this.current();
+    for (const provider of snap.providers.values()) {
+      if (provider.apiKey) continue;
+      if (this.config.isProduction) this.logger.warn(`Provider '${provider.id}' has no API key: its models answer 502 until one is set`);
+      else this.logger.log(`Provider '${provider.id}' has no API key: its models answer from the built-in development simulator`);
+    }
+  }
+
+  static modelDto(m: ModelEntity): ModelDto {
+    return {
+      id: m.id,
+      provider: m.providerId,
+      upstream_model: m.upstreamModel,
+      type: m.type,
+      input_price_micros: m.inputPriceMicros,
+      output_price_micros: m.outputPriceMicros,
+      sellable: m.sellable,
+      max_output_tokens: m.maxOutputTokens,
+      context_length: m.contextLength,
+    };
+  }
+}

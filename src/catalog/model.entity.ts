@@ -1,0 +1,43 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { bigintMicros } from '../common/money';
+
+export type ModelType = 'chat' | 'embedding';
+
+@Entity({ name: 'models' })
+export class ModelEntity {
+  /** Public id, as customers send it (`Qwen/Qwen-Plus`). */
+  @PrimaryColumn({ type: 'text' })
+  id: string;
+
+  @Column({ name: 'provider_id', type: 'text' })
+  providerId: string;
+
+  @Column({ name: 'upstream_model', type: 'text' })
+  upstreamModel: string;
+
+  @Column({ type: 'text' })
+  type: ModelType;
+
+  /** micro-USD per 1,000,000 prompt tokens. */
+  @Column({ name: 'input_price_micros', type: 'bigint', transformer: bigintMicros })
+  inputPriceMicros: number;
+
+  /** micro-USD per 1,000,000 completion tokens. */
+  @Column({ name: 'output_price_micros', type: 'bigint', transformer: bigintMicros })
+  outputPriceMicros: number;
+
+  @Column({ type: 'boolean', default: true })
+  sellable: boolean;
+
+  @Column({ name: 'max_output_tokens', type: 'integer' })
+  maxOutputTokens: number;
+
+  @Column({ name: 'context_length', type: 'integer', nullable: true })
+  contextLength: number | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt: Date;
+}

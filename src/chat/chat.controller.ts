@@ -1,0 +1,42 @@
+import { Body, Controller, HttpCode, Post, Req, Res, UsePipes } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { ApiKeyAuth, CurrentKey } from '../auth/auth.decorators';
+import type { GatewayRequest } from '../common/http/request-context';
+import { proxyValidation } from '../common/validation';
+import type { AuthenticatedKey } from '../keys/key-cache';
+import { ChatCompletionCreateDto, EmbeddingCreateDto } from './chat.dto';
+import { ChatService } from './chat.service';
+
+@ApiTags('Public API')
+@ApiKeyAuth()
+@UsePipes(proxyValidation)
+@Controller('v1')
+export class ChatController {
+  constructor(private readonly chat: ChatService) {}
+
+  @Post('chat/completions')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'OpenAI-compatible chat completion (JSON or server-sent events); the cost is in `x-nexo-cost-micros`' })
+  @ApiOkResponse({ description: "The provider's response with `model` set to the public id" })
+  complete(
+    @CurrentKey() key: AuthenticatedKey,
+    @Body() _dto: ChatCompletionCreateDto,
+    @Req() req: GatewayRequest,
+    @Res() res: Response,
+  ): Promise<void> {
+    return this.chat.handle('chat', req, res, key, req.body);
+  }
+
+  @Post('embeddings')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'OpenAI-compatible embeddings (embedding models only)' })
+  embed(
+    @CurrentKey() key: AuthenticatedKey,
+    @Body() _dto: EmbeddingCreateDto,
+    @Req() req: GatewayRequest,
+    @Res() res: Response,
+  ): Promise<void> {
+    return this.chat.handle('embedding', req, res, key, req.body);
+  }
+}

@@ -1,0 +1,323 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { once } from 'node:events';
+import { StringDecoder } from 'node:string_decoder';
+import { BillingService } from '../billing/billing.service';
+import { promptTokenBound } from '../billing/hold-estimate';
+import { CatalogService, ResolvedProvider } from '../catalog/catalog.service';
+import type { ModelEntity, ModelType } from '../catalog/model.entity';
+import { ApiError, InvalidRequestError, ModelNotAllowedError } from '../common/errors/api-error';
+import type { GatewayRequest } from '../common/http/request-context';
+import { costMicros } from '../common/money';
+import type { AuthenticatedKey } from '../keys/key-cache';
+import { MetricsService } from '../metrics/metrics.service';
+import { RateLimiter } from '../ratelimit/rate-limiter.service';
+import { UsageRecorder } from '../usage/usage-recorder.service';
+import type { UsageSource } from '../usage/usage-log.entity';
+import { countPromptTokens, countTextTokens } from './token-count';
+import { UpstreamClient, UpstreamResponse } from './upstream/upstream.client';
+import { readUsage } from './usage-report';
+
+type Body = Record<string, unknown>;
+
+interface Call {
+  req: GatewayRequest;
+  res: Response;
+  key: AuthenticatedKey;
+  body: Body;
+  kind: ModelType;
+  path: '/chat/completions' | '/embeddings';
+  model?: ModelEntity;
+  provider?: ResolvedProvider;
+  promptBound: number;
+  completionBound: number;
+  holdMicros: number;
+  stream: boolean;
+}
+
+interface Outcome {
+  status: number;
+  errorCode: string | null;
+  promptTokens: number;
+  completionTokens: number;
+  usageSource: UsageSource;
+  /** The exact cost; settlement charges it, capped at the hold. */
+  costMicros: number;
+}
+
+const NOTHING: Pick<Outcome, 'promptTokens' | 'completionTokens' | 'usageSource' | 'costMicros'> = {
+  promptTokens: 0,
+  completionTokens: 0,
+  usageSource: 'none',
+  costMicros: 0,
+};
+
+/**
+ * The public proxy: checks (model, max tokens, scope, rate, money) in CONTRACT order,
+ * holds the most the request can cost, forwards it, and hands the result to settlement
+ * before the client gets the last byte. A request that fails before output costs nothing.
+ */
+@Injectable()
+export class ChatService {
+  private readonly logger = new Logger(ChatService.name);
+
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly billing: BillingService,
+    private readonly rateLimiter: RateLimiter,
+    private readonly upstream: UpstreamClient,
+    private readonly usage: UsageRecorder,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  async handle(kind: ModelType, req: GatewayRequest, res: Response, key: AuthenticatedKey, body: Body): Promise<void> {
+    const call: Call = {
+      req,
+      res,
+      key,
+      body,
+      kind,
+      path: kind === 'chat' ? '/chat/completions' : '/embeddings',
+      promptBound: 0,
+      completionBound: 0,
+      holdMicros: 0,
+      stream: kind === 'chat' && body.stream === true,
+    };
+    let outcome: Outcome | null;
+    try {
+      outcome = await this.run(call);
+    } catch (err) {
+      const error = err instanceof ApiError ? err : null;
+      if (!error) this.logger.error(`Unexpected error in ${req.id}: ${(err as Error)?.stack ?? err}`);
+      outcome = { ...NOTHING, status: error?.status ?? 500, errorCode: error?.code ?? 'internal_error' };
+      if (call.model) await this.settle(call, outcome);
+      throw err;
+    }
+    if (outcome) await this.settle(call, outcome);
+  }
+
+  /** Resolves to the outcome to settle, or null when the relay settled before answering. */
+  private async run(call: Call): Promise<Outcome | null> {
+    const { body, key } = call;
+    const { model, provider } = await this.catalog.sellable(body.model, call.kind);
+    call.model = model;
+    call.provider = provider;
+
+    let maxOut = model.maxOutputTokens;
+    if (call.kind === 'chat') {
+      validateStop(body.stop);
+      for (const param of ['max_completion_tokens', 'max_tokens'] as const) {
+        const value = body[param];
+        if (typeof value !== 'number') continue;
+        if (value > model.maxOutputTokens) {
+          throw new InvalidRequestError(
+            `${param} is too large: ${value}. This model supports at most ${model.maxOutputTokens} completion tokens.`,
+            'max_tokens',
+          );
+        }
+        maxOut = Math.min(maxOut, value);
+      }
+    } else {
+      validateEmbeddingInput(body.input);
+    }
+    if (key.models && !key.models.has(model.id)) throw new ModelNotAllowedError(model.id);
+
+    call.promptBound = promptTokenBound(body);
+    call.completionBound = call.kind === 'chat' ? maxOut * (typeof body.n === 'number' ? body.n : 1) : 0;
+    await this.rateLimiter.check(key, call.promptBound + call.completionBound);
+    call.holdMicros = await this.billing.hold(call.req.id, key, model, call.promptBound, call.completionBound);
+
+    const payload: Body = { ...body, model: model.upstreamModel };
+    if (call.kind === 'chat') {
+      // the completion bound held for must bind the provider too
+      if (body.max_tokens === undefined && body.max_completion_tokens === undefined) payload.max_tokens = maxOut;
+      if (call.stream) payload.stream_options = { ...(body.stream_options as object), include_usage: true };
+    }
+
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    call.res.once('close', onClose);
+    const started = performance.now();
+    let upstream: UpstreamResponse;
+    try {
+      upstream = await this.upstream.post(provider, call.path, payload, abort.signal);
+    } finally {
+      this.metrics.upstreamLatency.observe({ provider: provider.id }, (performance.now() - started) / 1000);
+    }
+    if (upstream.simulated) call.res.setHeader('x-nexo-simulated', 'true');
+    try {
+      return call.stream && upstream.contentType.includes('text/event-stream')
+        ? await this.relayStream(call, upstream, abort)
+        : await this.relayJson(call, upstream);
+    } finally {
+      call.res.off('close', onClose);
+    }
+  }
+
+  /** Non-streaming answer: settle first, then send the provider's body with our model id and cost. */
+  private async relayJson(call: Call, upstream: UpstreamResponse): Promise<null> {
+    let text = '';
+    for await (const chunk of upstream.body) text += chunk.toString('utf8');
+    let parsed: Body;
+    try {
+      parsed = JSON.parse(text) as Body;
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    } catch {
+      throw new ApiError(502, 'gateway_error', 'The upstream provider sent a response that is not valid JSON.', 'api_error');
+    }
+    const usage = this.usageOf(call, parsed.usage, () => completionText(parsed));
+    parsed.model = call.model!.id;
+    const outcome: Outcome = { status: 200, errorCode: null, ...usage };
+    await this.settle(call, outcome);
+    call.res.status(200).setHeader('x-nexo-cost-micros', String(Math.min(outcome.costMicros, call.holdMicros)));
+    call.res.json(parsed);
+    return null;
+  }
+
+  /** Server-sent events, relayed chunk by chunk with our model id; usage read from the stream. */
+  private async relayStream(call: Call, upstream: UpstreamResponse, abort: AbortController): Promise<null> {
+    const { res } = call;
+    res.status(200);
+    res.setHeader('content-type', 'text/event-stream; charset=utf-8');
+    res.setHeader('cache-control', 'no-cache');
+    res.setHeader('x-accel-buffering', 'no');
+    res.flushHeaders();
+    const wantsUsage = (call.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    const decoder = new StringDecoder('utf8');
+    let pending = '';
+    let usage: unknown = null;
+    let produced = '';
+    let done = false;
+    let upstreamFailed = false;
+
+    const write = async (data: string) => {
+      if (res.destroyed || res.writableEnded) return;
+      if (!res.write(data)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    };
+    const handleLine = async (line: string) => {
+      if (!line.startsWith('data:')) return;
+      const data = line.slice(5).trim();
+      if (data === '[DONE]') {
+        done = true;
+        return;
+      }
+      let event: Body;
+      try {
+        event = JSON.parse(data) as Body;
+      } catch {
+        return;
+      }
+      if (event.usage) usage = event.usage;
+      produced += completionText(event);
+      const usageOnly = Array.isArray(event.choices) && event.choices.length === 0 && event.usage;
+      if (usageOnly && !wantsUsage) return;
+      if (!wantsUsage && 'usage' in event) delete event.usage;
+      if ('model' in event) event.model = call.model!.id;
+      await write(`data: ${JSON.stringify(event)}\n\n`);
+    };
+
+    try {
+      for await (const chunk of upstream.body) {
+        pending += decoder.write(chunk);
+        let newline: number;
+        while ((newline = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, newline).replace(/\r$/, '');
+          pending = pending.slice(newline + 1);
+          await handleLine(line);
+        }
+        if (res.destroyed) break;
+      }
+      if (pending) await handleLine(pending);
+    } catch {
+      upstreamFailed = !abort.signal.aborted;
+    }
+    const clientGone = res.destroyed && !res.writableFinished;
+    if (clientGone) upstream.body.destroy?.();
+    const u = this.usageOf(call, usage, () => produced);
+    const errorCode = clientGone ? 'client_disconnected' : upstreamFailed || !done ? 'upstream_interrupted' : null;
+    const outcome: Outcome = { status: 200, errorCode, ...u };
+    await this.settle(call, outcome);
+    if (!res.destroyed && !res.writableEnded) {
+      res.write(`: cost_micros=${Math.min(outcome.costMicros, call.holdMicros)}\n\n`);
+      res.end('data: [DONE]\n\n');
+    }
+    return null;
+  }
+
+  /** Provider usage when plausible; a real tokenizer when missing; the hold when implausible. */
+  private usageOf(call: Call, reported: unknown, completion: () => string): Omit<Outcome, 'status' | 'errorCode'> {
+    const model = call.model!;
+    const read = readUsage(reported, { promptTokens: call.promptBound, completionTokens: call.completionBound });
+    let prompt: number;
+    let completionTokens: number;
+    let source: UsageSource;
+    if (read === 'implausible') {
+      this.logger.warn(`Implausible usage from provider '${model.providerId}' for ${call.req.id}: charged at the hold`);
+      return { promptTokens: call.promptBound, completionTokens: call.completionBound, usageSource: 'hold', costMicros: call.holdMicros };
+    }
+    if (read === 'missing') {
+      prompt = Math.min(call.promptBound, countPromptTokens(call.body));
+      completionTokens = Math.min(call.completionBound, countTextTokens(completion()));
+      source = 'tokenizer';
+    } else {
+      prompt = read.promptTokens;
+      completionTokens = read.completionTokens;
+      source = read.source;
+    }
+    const cost = costMicros(prompt, completionTokens, model.inputPriceMicros, model.outputPriceMicros);
+    this.metrics.chargedMicros.inc({ model: model.id }, Math.min(cost, call.holdMicros));
+    return { promptTokens: prompt, completionTokens, usageSource: source, costMicros: cost };
+  }
+
+  private async settle(call: Call, outcome: Outcome): Promise<void> {
+    const status = outcome.status;
+    this.metrics.requests.inc({ endpoint: call.path, status });
+    await this.usage.record({
+      requestId: call.req.id,
+      workspaceId: call.key.workspaceId,
+      keyId: call.key.id,
+      model: call.model ? call.model.id : String(call.body.model).slice(0, 200),
+      provider: call.provider?.id ?? null,
+      promptTokens: outcome.promptTokens,
+      completionTokens: outcome.completionTokens,
+      costMicros: outcome.costMicros,
+      usageSource: outcome.usageSource,
+      status,
+      errorCode: outcome.errorCode,
+      latencyMs: Math.round(performance.now() - call.req.startedAt),
+      stream: call.stream,
+      createdAt: Date.now() - Math.round(performance.now() - call.req.startedAt),
+    });
+  }
+}
+
+/** Text the model produced in a completion or a stream chunk, for the tokenizer fallback. */
+function completionText(event: Body): string {
+  if (!Array.isArray(event.choices)) return '';
+  let text = '';
+  for (const choice of event.choices as Array<{ message?: Body; delta?: Body }>) {
+    const part = choice?.message ?? choice?.delta;
+    if (!part) continue;
+    for (const field of ['content', 'reasoning_content', 'refusal']) if (typeof part[field] === 'string') text += part[field];
+    if (Array.isArray(part.tool_calls)) text += JSON.stringify(part.tool_calls);
+  }
+  return text;
+}
+
+function validateStop(stop: unknown): void {
+  if (stop === undefined || stop === null || typeof stop === 'string') return;
+  if (Array.isArray(stop) && stop.length <= 4 && stop.every((s) => typeof s === 'string')) return;
+  throw new InvalidRequestError('stop must be a string or an array of at most 4 strings.', 'stop');
+}
+
+function validateEmbeddingInput(input: unknown): void {
+  const ok =
+    (typeof input === 'string' && input.length > 0) ||
+    (Array.isArray(input) &&
+      input.length > 0 &&
+      input.length <= 2048 &&
+      (input.every((i) => typeof i === 'string' && i.length > 0) ||
+        input.every((i) => Number.isInteger(i)) ||
+        input.every((i) => Array.isArray(i) && i.length > 0 && i.every((t) => Number.isInteger(t)))));
+  if (!ok) throw new InvalidRequestError('input must be a non-empty string, array of strings, or array of token arrays.', 'input');
+}

@@ -1,0 +1,31 @@
+// `npm run reconcile`: recompute balances and key spend from the ledger; exit 1 on drift.
+import { DataSource } from 'typeorm';
+import { reconcile } from '../billing/reconcile';
+import { ConfigError, loadConfig } from '../config/app-config';
+import { dataSourceOptions } from '../database/data-source-options';
+import { formatUsd } from '../common/money';
+
+async function main(): Promise<void> {
+  const db = new DataSource(dataSourceOptions(loadConfig(process.env), 2));
+  await db.initialize();
+  try {
+    const [{ workspaces }] = await db.query('SELECT count(*)::int AS workspaces FROM workspaces');
+    const drifts = await reconcile(db);
+    if (drifts.length === 0) {
+      process.stdout.write(`Reconciled ${workspaces} workspaces: no drift.\n`);
+      return;
+    }
+    for (const d of drifts) {
+      process.stdout.write(`DRIFT ${d.kind} ${d.id}: ledger says ${formatUsd(d.expected)}, stored ${formatUsd(d.actual)}\n`);
+    }
+    process.stdout.write(`Reconciled ${workspaces} workspaces: ${drifts.length} drift(s).\n`);
+    process.exitCode = 1;
+  } finally {
+    await db.destroy();
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `reconcile failed: ${err.message}\n`);
+  process.exit(2);
+});

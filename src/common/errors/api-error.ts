@@ -1,0 +1,90 @@
+/** The OpenAI error body every endpoint answers with. */
+export interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: string };
+}
+
+/** A refusal with a stable code, rendered in the OpenAI error shape by the global filter. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly type: string = 'invalid_request_error',
+    readonly param: string | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  toBody(): OpenAiErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export class InvalidApiKeyError extends ApiError {
+  constructor(message = 'Incorrect or missing API key. Send it as "Authorization: Bearer <key>".') {
+    super(401, 'invalid_api_key', message);
+  }
+}
+
+export class InvalidRequestError extends ApiError {
+  constructor(message: string, param: string | null = null) {
+    super(400, 'invalid_request_error', message, 'invalid_request_error', param);
+  }
+}
+
+export class ModelNotFoundError extends ApiError {
+  constructor(model: string) {
+    super(404, 'model_not_found', `The model '${model}' does not exist or is not available.`, 'invalid_request_error', 'model');
+  }
+}
+
+export class ModelNotAllowedError extends ApiError {
+  constructor(model: string) {
+    super(403, 'model_not_allowed', `This API key is not allowed to use the model '${model}'.`, 'invalid_request_error', 'model');
+  }
+}
+
+export class RateLimitError extends ApiError {
+  constructor(kind: 'requests' | 'tokens', limit: number, retryAfterSeconds: number) {
+    super(
+      429,
+      'rate_limit_exceeded',
+      `Rate limit reached: ${limit} ${kind} per minute. Try again in ${retryAfterSeconds}s.`,
+      kind,
+      null,
+      { 'retry-after': String(retryAfterSeconds) },
+    );
+  }
+}
+
+export class InsufficientQuotaError extends ApiError {
+  constructor(message: string) {
+    super(403, 'insufficient_quota', message);
+  }
+}
+
+export class NotFoundError extends ApiError {
+  constructor(message: string) {
+    super(404, 'not_found', message);
+  }
+}
+
+export class ConflictError extends ApiError {
+  constructor(message: string, code = 'conflict') {
+    super(409, code, message);
+  }
+}
+
+/** The provider (or a store the gateway needs) failed. Never carries a secret or provider URL. */
+export class GatewayError extends ApiError {
+  constructor(status: 502 | 503 | 504, message: string, headers: Record<string, string> = {}) {
+    super(status, 'gateway_error', message, 'api_error', null, headers);
+  }
+}
+
+export class AdminAuthError extends ApiError {
+  constructor() {
+    super(401, 'invalid_admin_token', 'Incorrect or missing admin token.', 'invalid_request_error');
+  }
+}

@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import { plainToInstance } from 'class-transformer';
+import { validateSync } from 'class-validator';
+import { EnvironmentVariables } from './env.validation';
+
+export type NexoRole = 'api' | 'worker' | 'all';
+
+export interface ProviderOverride {
+  baseUrl?: string;
+  apiKey?: string;
+}
+
+/** The validated, typed configuration every module reads (never `process.env` directly). */
+export class AppConfig {
+  nodeEnv: 'development' | 'production' | 'test';
+  port: number;
+  databaseUrl: string;
+  redisUrl: string;
+  /** Prefix of every Redis key and BullMQ queue this process uses. */
+  redisPrefix: string;
+  role: NexoRole;
+  adminToken: string | null;
+  jwtSecret: string;
+  encryptionKey: Buffer;
+  stripe: { secretKey: string | null; webhookSecret: string | null; apiBase: string | null };
+  /** PROVIDER_<ID>_BASE_URL / _API_KEY, keyed by lower-case provider id. */
+  providerOverrides: Record<string, ProviderOverride>;
+  upstreamTimeoutMs: number;
+  /** How long a hold lives before the sweeper may release it. */
+  holdTtlSeconds: number;
+  sweepIntervalMs: number;
+  /** Whether start-up creates the demo workspace and its key (development only). */
+  seedDemo: boolean;
+
+  get isProduction(): boolean {
+    return this.nodeEnv === 'production';
+  }
+  get runsHttp(): boolean {
+    return this.role !== 'worker';
+  }
+  get runsWorkers(): boolean {
+    return this.role !== 'api';
+  }
+}
+
+export class ConfigError extends Error {}
+
+const DEV_ENCRYPTION_SEED = 'nexorouter-development-only-encryption-key';
+
+/** Validates the environment and builds the typed config; throws ConfigError with one clear line. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const vars = plainToInstance(EnvironmentVariables, { ...env }, { enableImplicitConversion: false });
+  const errors = validateSync(vars, { skipMissingProperties: false, whitelist: false });
+  if (errors.length > 0) {
+    const first = errors[0];
+    const why = Object.values(first.constraints ?? {})[0] ?? 'is invalid';
+    throw new ConfigError(`Invalid configuration: ${first.property} ${why.replace(new RegExp(`^${first.property} `), '')}`);
+  }
+  const nodeEnv = vars.NODE_ENV ?? 'development';
+  const isProduction = nodeEnv === 'production';
+  if (isProduction) {
+    for (const name of ['ADMIN_TOKEN', 'JWT_SECRET', 'NEXO_ENCRYPTION_KEY'] as const) {
+      if (!vars[name]) throw new ConfigError(`Invalid configuration: ${name} is required when NODE_ENV=production`);
+    }
+  }
+
+  const config = new AppConfig();
+  config.nodeEnv = nodeEnv;
+  config.port = vars.PORT ? Number(vars.PORT) : 3001;
+  config.databaseUrl = vars.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/nexorouter';
+  config.redisUrl = vars.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  config.redisPrefix = vars.REDIS_PREFIX ?? 'nexo';
+  config.role = vars.NEXO_ROLE ?? 'all';
+  config.adminToken = vars.ADMIN_TOKEN || null;
+  config.jwtSecret = vars.JWT_SECRET || createHash('sha256').update(`${process.pid}:${Math.random()}:${Date.now()}`).digest('hex');
+  config.encryptionKey = vars.NEXO_ENCRYPTION_KEY
+    ? Buffer.from(vars.NEXO_ENCRYPTION_KEY, 'base64')
+    : createHash('sha256').update(DEV_ENCRYPTION_SEED).digest();
+  config.stripe = {
+    secretKey: vars.STRIPE_SECRET_KEY || null,
+    webhookSecret: vars.STRIPE_WEBHOOK_SECRET || null,
+    apiBase: vars.STRIPE_API_BASE || null,
+  };
+  config.upstreamTimeoutMs = vars.UPSTREAM_TIMEOUT_MS ? Number(vars.UPSTREAM_TIMEOUT_MS) : 120_000;
+  config.holdTtlSeconds = vars.HOLD_TTL_SECONDS ? Number(vars.HOLD_TTL_SECONDS) : 900;
+  config.sweepIntervalMs = vars.SWEEP_INTERVAL_MS ? Number(vars.SWEEP_INTERVAL_MS) : 30_000;
+  config.seedDemo = !isProduction && vars.NEXO_SEED_DEMO !== 'false';
+  config.providerOverrides = readProviderOverrides(env);
+  return config;
+}
+
+function readProviderOverrides(env: NodeJS.ProcessEnv): Record<string, ProviderOverride> {
+  const overrides: Record<string, ProviderOverride> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const match = /^PROVIDER_([A-Z0-9_]+?)_(BASE_URL|API_KEY)$/.exec(name);
+    if (!match || !value) continue;
+    const id = match[1].toLowerCase();
+    overrides[id] ??= {};
+    if (match[2] === 'BASE_URL') {
+      if (!/^https?:\/\/[^\s]+$/.test(value)) throw new ConfigError(`Invalid configuration: ${name} must be an http(s) URL`);
+      overrides[id].baseUrl = value.replace(/\/+$/, '');
+    } else {
+      overrides[id].apiKey = value;
+    }
+  }
+  return overrides;
+}

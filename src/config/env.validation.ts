@@ -1,0 +1,69 @@
+import { IsBase64, IsIn, IsNumberString, IsOptional, Length, Matches, MinLength, ValidateIf } from 'class-validator';
+
+const optional = (name: keyof EnvironmentVariables) => ValidateIf((o: EnvironmentVariables) => o[name] !== undefined && o[name] !== '');
+
+/** Every environment variable the gateway reads (CONTRACT §1). All optional in development. */
+export class EnvironmentVariables {
+  @IsOptional()
+  @IsIn(['development', 'production', 'test'], { message: 'must be one of development, production, test' })
+  NODE_ENV?: 'development' | 'production' | 'test';
+
+  @optional('PORT')
+  @Matches(/^\d{1,5}$/, { message: 'must be a port number (1-65535)' })
+  PORT?: string;
+
+  @optional('DATABASE_URL')
+  @Matches(/^postgres(ql)?:\/\/\S+$/, { message: 'must be a postgres:// URL' })
+  DATABASE_URL?: string;
+
+  @optional('REDIS_URL')
+  @Matches(/^rediss?:\/\/\S+$/, { message: 'must be a redis:// URL' })
+  REDIS_URL?: string;
+
+  @optional('REDIS_PREFIX')
+  @Matches(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'must be 1-64 letters, digits, dots, dashes or underscores' })
+  REDIS_PREFIX?: string;
+
+  @IsOptional()
+  @IsIn(['api', 'worker', 'all'], { message: 'must be one of api, worker, all' })
+  NEXO_ROLE?: 'api' | 'worker' | 'all';
+
+  @optional('ADMIN_TOKEN')
+  @MinLength(16, { message: 'must be at least 16 characters' })
+  ADMIN_TOKEN?: string;
+
+  @optional('JWT_SECRET')
+  @MinLength(32, { message: 'must be at least 32 characters' })
+  JWT_SECRET?: string;
+
+  @optional('NEXO_ENCRYPTION_KEY')
+  @IsBase64({}, { message: 'must be 32 bytes, base64-encoded' })
+  @Length(43, 44, { message: 'must be 32 bytes, base64-encoded' })
+  NEXO_ENCRYPTION_KEY?: string;
+
+  @IsOptional()
+  STRIPE_SECRET_KEY?: string;
+
+  @IsOptional()
+  STRIPE_WEBHOOK_SECRET?: string;
+
+  @optional('STRIPE_API_BASE')
+  @Matches(/^https?:\/\/\S+$/, { message: 'must be an http(s) URL' })
+  STRIPE_API_BASE?: string;
+
+  @optional('UPSTREAM_TIMEOUT_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  UPSTREAM_TIMEOUT_MS?: string;
+
+  @optional('HOLD_TTL_SECONDS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of seconds' })
+  HOLD_TTL_SECONDS?: string;
+
+  @optional('SWEEP_INTERVAL_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  SWEEP_INTERVAL_MS?: string;
+
+  @IsOptional()
+  @IsIn(['true', 'false'], { message: 'must be true or false' })
+  NEXO_SEED_DEMO?: string;
+}

@@ -1,0 +1,27 @@
+import { join } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import type { AppConfig } from '../config/app-config';
+import { ApiKeyEntity } from '../keys/api-key.entity';
+import { ModelEntity } from '../catalog/model.entity';
+import { ProviderEntity } from '../catalog/provider.entity';
+import { HoldEntity } from '../billing/hold.entity';
+import { LedgerEntryEntity } from '../billing/ledger-entry.entity';
+import { UsageLogEntity } from '../usage/usage-log.entity';
+import { WorkspaceEntity } from '../workspaces/workspace.entity';
+
+export const ENTITIES = [WorkspaceEntity, ApiKeyEntity, ProviderEntity, ModelEntity, LedgerEntryEntity, HoldEntity, UsageLogEntity];
+
+/** Built from the validated config, for the app and the TypeORM CLI alike. */
+export function dataSourceOptions(config: AppConfig, poolSize = 20): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url: config.databaseUrl,
+    entities: ENTITIES,
+    // compiled: dist/src/database -> dist/migrations/*.js; ts-jest: src/database -> migrations/*.ts
+    migrations: [join(__dirname, '..', '..', 'migrations', `*.${__filename.endsWith('.ts') ? 'ts' : 'js'}`)],
+    migrationsTableName: 'typeorm_migrations',
+    synchronize: false,
+    logging: ['error'],
+    extra: { max: poolSize, connectionTimeoutMillis: 5_000, application_name: 'nexorouter' },
+  };
+}

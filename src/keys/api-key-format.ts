@@ -1,0 +1,66 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/**
+ * NexoRouter API keys: `nxr_` + 43 base62 characters (256 random bits) + 6 base62 characters
+ * of CRC-32 over the random part. The fixed prefix lets secret scanners recognise leaked
+ * keys; the checksum lets the gateway refuse a mistyped key without a database lookup.
+ */
+export const KEY_PREFIX = 'nxr_';
+const BODY_LENGTH = 43;
+const CHECKSUM_LENGTH = 6;
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const KEY_PATTERN = new RegExp(`^${KEY_PREFIX}[0-9A-Za-z]{${BODY_LENGTH + CHECKSUM_LENGTH}}$`);
+
+function toBase62(value: bigint, length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    out = ALPHABET[Number(value % 62n)] + out;
+    value /= 62n;
+  }
+  return out;
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+export function crc32(text: string): number {
+  let crc = 0xffffffff;
+  for (let i = 0; i < text.length; i++) crc = CRC_TABLE[(crc ^ text.charCodeAt(i)) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+export interface GeneratedKey {
+  key: string;
+  hash: string;
+  prefix: string;
+  lastFour: string;
+}
+
+export function generateApiKey(): GeneratedKey {
+  const body = toBase62(BigInt(`0x${randomBytes(32).toString('hex')}`), BODY_LENGTH);
+  const key = `${KEY_PREFIX}${body}${toBase62(BigInt(crc32(body)), CHECKSUM_LENGTH)}`;
+  return { key, hash: hashApiKey(key), prefix: displayPrefix(key), lastFour: key.slice(-4) };
+}
+
+/** True when the key has NexoRouter's shape and its checksum matches. */
+export function isWellFormedApiKey(key: string): boolean {
+  if (!KEY_PATTERN.test(key)) return false;
+  const body = key.slice(KEY_PREFIX.length, KEY_PREFIX.length + BODY_LENGTH);
+  const checksum = key.slice(KEY_PREFIX.length + BODY_LENGTH);
+  return toBase62(BigInt(crc32(body)), CHECKSUM_LENGTH) === checksum;
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+export function displayPrefix(key: string): string {
+  return key.slice(0, KEY_PREFIX.length + 8);
+}

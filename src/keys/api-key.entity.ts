@@ -1,0 +1,60 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { bigintMicros } from '../common/money';
+
+@Entity({ name: 'api_keys' })
+export class ApiKeyEntity {
+  @PrimaryGeneratedColumn('uuid')
+  id: string;
+
+  @Index()
+  @Column({ name: 'workspace_id', type: 'uuid' })
+  workspaceId: string;
+
+  @Column({ type: 'text' })
+  name: string;
+
+  /** SHA-256 of the full key, hex. The key itself is never stored. */
+  @Column({ name: 'key_hash', type: 'text', unique: true, select: false })
+  keyHash: string;
+
+  /** First characters of the key, for people to recognise it. */
+  @Column({ type: 'text' })
+  prefix: string;
+
+  @Column({ name: 'last_four', type: 'text' })
+  lastFour: string;
+
+  /** Model scope; null means every sellable model. */
+  @Column({ type: 'text', array: true, nullable: true })
+  models: string[] | null;
+
+  @Column({ name: 'budget_micros', type: 'bigint', transformer: bigintMicros, nullable: true })
+  budgetMicros: number | null;
+
+  @Column({ name: 'spent_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  spentMicros: number;
+
+  @Column({ name: 'held_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  heldMicros: number;
+
+  @Column({ name: 'rpm_limit', type: 'integer', nullable: true })
+  rpmLimit: number | null;
+
+  @Column({ name: 'tpm_limit', type: 'integer', nullable: true })
+  tpmLimit: number | null;
+
+  @Column({ name: 'expires_at', type: 'timestamptz', nullable: true })
+  expiresAt: Date | null;
+
+  @Column({ type: 'boolean', default: false })
+  disabled: boolean;
+
+  @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
+  revokedAt: Date | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt: Date;
+}

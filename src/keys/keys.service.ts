@@ -1,0 +1,194 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository } from 'typeorm';
+import { InvalidApiKeyError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
+import { RedisService } from '../redis/redis.service';
+import { WorkspaceEntity } from '../workspaces/workspace.entity';
+import { ApiKeyEntity } from './api-key.entity';
+import { generateApiKey, hashApiKey, isWellFormedApiKey } from './api-key-format';
+import { AuthenticatedKey, KeyCache } from './key-cache';
+import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto, KeyInfoDto } from './keys.dto';
+
+interface KeyRow {
+  id: string;
+  workspace_id: string;
+  name: string;
+  prefix: string;
+  models: string[] | null;
+  budget_micros: string | null;
+  expires_at: Date | null;
+  disabled: boolean;
+  revoked_at: Date | null;
+  rpm_limit: number | null;
+  tpm_limit: number | null;
+  ws_rpm_limit: number | null;
+  ws_tpm_limit: number | null;
+}
+
+@Injectable()
+export class KeysService implements OnModuleInit {
+  private readonly cache = new KeyCache();
+
+  constructor(
+    @InjectRepository(ApiKeyEntity) private readonly keys: Repository<ApiKeyEntity>,
+    @InjectRepository(WorkspaceEntity) private readonly workspaces: Repository<WorkspaceEntity>,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly redis: RedisService,
+  ) {}
+
+  onModuleInit(): void {
+    this.redis.onInvalidate(
+      (message) => {
+        const [kind, id] = message.split(':');
+        if (kind === 'key') this.cache.invalidate({ keyId: id });
+        else if (kind === 'workspace') this.cache.invalidate({ workspaceId: id });
+      },
+      () => this.cache.clear(),
+    );
+  }
+
+  /** Hot path: from the bearer token to an active key, from cache when possible. */
+  async authenticate(token: string | undefined): Promise<AuthenticatedKey> {
+    if (!token || !isWellFormedApiKey(token)) throw new InvalidApiKeyError();
+    const hash = hashApiKey(token);
+    let entry = this.cache.get(hash);
+    if (!entry) {
+      const key = await this.load(hash);
+      this.cache.set(hash, key);
+      entry = { key, loadedAt: Date.now() };
+    }
+    const key = entry.key;
+    if (!key) throw new InvalidApiKeyError();
+    if (key.expiresAt !== null && key.expiresAt <= Date.now()) throw new InvalidApiKeyError('This API key has expired.');
+    return key;
+  }
+
+  private async load(hash: string): Promise<AuthenticatedKey | null> {
+    const rows: KeyRow[] = await this.db.query(
+      `SELECT k.id, k.workspace_id, k.name, k.prefix, k.models, k.budget_micros, k.expires_at, k.disabled, k.revoked_at,
+              k.rpm_limit, k.tpm_limit, w.rpm_limit AS ws_rpm_limit, w.tpm_limit AS ws_tpm_limit
+         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+        WHERE k.key_hash = $1`,
+      [hash],
+    );
+    const row = rows[0];
+    if (!row || row.disabled || row.revoked_at) return null;
+    return {
+      id: row.id,
+      workspaceId: row.workspace_id,
+      name: row.name,
+      prefix: row.prefix,
+      models: row.models ? new Set(row.models) : null,
+      budgetMicros: row.budget_micros === null ? null : Number(row.budget_micros),
+      expiresAt: row.expires_at ? row.expires_at.getTime() : null,
+      rpmLimit: row.rpm_limit ?? row.ws_rpm_limit,
+      tpmLimit: row.tpm_limit ?? row.ws_tpm_limit,
+    };
+  }
+
+  async create(workspaceId: string, dto: ApiKeyCreateDto): Promise<ApiKeyCreatedDto> {
+    if (!(await this.workspaces.existsBy({ id: workspaceId }))) throw new NotFoundError(`Workspace '${workspaceId}' not found.`);
+    const generated = generateApiKey();
+    const entity = this.keys.create({
+      workspaceId,
+      name: dto.name,
+      keyHash: generated.hash,
+      prefix: generated.prefix,
+      lastFour: generated.lastFour,
+      models: dto.models ?? null,
+      budgetMicros: dto.budget_micros ?? null,
+      rpmLimit: dto.rpm_limit ?? null,
+      tpmLimit: dto.tpm_limit ?? null,
+      expiresAt: this.parseExpiry(dto.expires_at),
+    });
+    const saved = await this.keys.save(entity);
+    return { ...KeysService.toDto(saved), key: generated.key };
+  }
+
+  async update(id: string, dto: ApiKeyUpdateDto, workspaceId?: string): Promise<ApiKeyDto> {
+    const key = await this.keys.findOneBy(workspaceId ? { id, workspaceId } : { id });
+    if (!key) throw new NotFoundError(`API key '${id}' not found.`);
+    if (dto.name !== undefined) key.name = dto.name;
+    if (dto.disabled !== undefined) key.disabled = dto.disabled;
+    if (dto.models !== undefined) key.models = dto.models;
+    if (dto.budget_micros !== undefined) key.budgetMicros = dto.budget_micros;
+    if (dto.expires_at !== undefined) key.expiresAt = this.parseExpiry(dto.expires_at);
+    if (dto.rpm_limit !== undefined) key.rpmLimit = dto.rpm_limit;
+    if (dto.tpm_limit !== undefined) key.tpmLimit = dto.tpm_limit;
+    const saved = await this.keys.save(key);
+    await this.redis.publishInvalidation(`key:${id}`);
+    return KeysService.toDto(saved);
+  }
+
+  async get(id: string): Promise<ApiKeyEntity> {
+    const key = await this.keys.findOneBy({ id });
+    if (!key) throw new NotFoundError(`API key '${id}' not found.`);
+    return key;
+  }
+
+  async listForWorkspace(workspaceId: string): Promise<ApiKeyDto[]> {
+    const keys = await this.keys.find({ where: { workspaceId }, order: { createdAt: 'DESC' } });
+    return keys.map((k) => KeysService.toDto(k));
+  }
+
+  private parseExpiry(value: string | null | undefined): Date | null {
+    if (value === undefined || value === null) return null;
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime())) throw new InvalidRequestError('expires_at must be an ISO 8601 date-time.', 'expires_at');
+    return date;
+  }
+
+  /** `GET /v1/key`: the calling key, its spend, and what it can still spend. */
+  async info(key: AuthenticatedKey): Promise<KeyInfoDto> {
+    const rows: Array<{
+      budget_micros: string | null;
+      spent_micros: string;
+      key_held: string;
+      balance_micros: string;
+      ws_held: string;
+      models: string[] | null;
+      expires_at: Date | null;
+    }> = await this.db.query(
+      `SELECT k.budget_micros, k.spent_micros, k.held_micros AS key_held, k.models, k.expires_at,
+              w.balance_micros, w.held_micros AS ws_held
+         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1`,
+      [key.id],
+    );
+    const row = rows[0];
+    if (!row) throw new InvalidApiKeyError();
+    const available = Number(row.balance_micros) - Number(row.ws_held);
+    const budget = row.budget_micros === null ? null : Number(row.budget_micros);
+    const spent = Number(row.spent_micros);
+    const budgetLeft = budget === null ? Number.POSITIVE_INFINITY : budget - spent - Number(row.key_held);
+    return {
+      id: key.id,
+      name: key.name,
+      prefix: key.prefix,
+      models: row.models,
+      budget_micros: budget,
+      spent_micros: spent,
+      remaining_micros: Math.max(0, Math.min(budgetLeft, available)),
+      expires_at: row.expires_at ? row.expires_at.toISOString() : null,
+      workspace: { id: key.workspaceId, balance_micros: Number(row.balance_micros), available_micros: available },
+    };
+  }
+
+  static toDto(k: ApiKeyEntity): ApiKeyDto {
+    return {
+      id: k.id,
+      workspace_id: k.workspaceId,
+      name: k.name,
+      prefix: k.prefix,
+      last_four: k.lastFour,
+      models: k.models,
+      budget_micros: k.budgetMicros,
+      spent_micros: k.spentMicros,
+      rpm_limit: k.rpmLimit,
+      tpm_limit: k.tpmLimit,
+      expires_at: k.expiresAt ? k.expiresAt.toISOString() : null,
+      disabled: k.disabled,
+      revoked: k.revokedAt !== null,
+      created_at: k.createdAt.toISOString(),
+    };
+  }
+}

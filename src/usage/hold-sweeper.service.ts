@@ -1,0 +1,65 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Injectable, Logger } from '@nestjs/common';
+import { Queue } from 'bullmq';
+import { QueueName } from './usage.constants';
+import { BillingRepository, Settlement } from '../billing/billing.repository';
+
+export interface SweepResult {
+  released: number;
+  settledFromFailedJobs: number;
+  skipped: number;
+}
+
+/**
+ * Holds outlive their request only when a process died between placing the hold and
+ * handing the request to the queue: in that window the client never got an answer, so the
+ * hold is released (the request costs nothing). A hold whose settlement job is still in the
+ * queue is left for it; one whose job failed for good is settled from the job's data.
+ */
+@Injectable()
+export class HoldSweeper {
+  private readonly logger = new Logger(HoldSweeper.name);
+
+  constructor(
+    private readonly billing: BillingRepository,
+    @InjectQueue(QueueName.Usage) private readonly queue: Queue,
+  ) {}
+
+  async sweep(limit = 500): Promise<SweepResult> {
+    const result: SweepResult = { released: 0, settledFromFailedJobs: 0, skipped: 0 };
+    for (const hold of await this.billing.expiredHolds(limit)) {
+      // Unreachable Redis throws here: nothing is released while we cannot see the queue.
+      const job = await this.queue.getJob(hold.requestId);
+      if (job) {
+        if ((await job.getState()) === 'failed') {
+          await this.billing.settle(job.data as Settlement);
+          result.settledFromFailedJobs++;
+        } else {
+          result.skipped++;
+        }
+        continue;
+      }
+      await this.billing.settle({
+        requestId: hold.requestId,
+        workspaceId: hold.workspaceId,
+        keyId: hold.keyId,
+        model: hold.model,
+        provider: null,
+        promptTokens: 0,
+        completionTokens: 0,
+        costMicros: 0,
+        usageSource: 'none',
+        status: 502,
+        errorCode: 'hold_expired',
+        latencyMs: Math.min(2_147_483_647, Date.now() - hold.createdAt.getTime()),
+        stream: false,
+        createdAt: hold.createdAt.getTime(),
+      });
+      result.released++;
+    }
+    if (result.released + result.settledFromFailedJobs > 0) {
+      this.logger.warn(`Hold sweeper: released ${result.released}, settled ${result.settledFromFailedJobs} from failed jobs`);
+    }
+    return result;
+  }
+}

@@ -1,0 +1,55 @@
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { bigintMicros } from '../common/money';
+
+/** Where a log's token counts came from. */
+export type UsageSource = 'provider' | 'tokenizer' | 'hold' | 'none';
+
+@Entity({ name: 'usage_logs' })
+export class UsageLogEntity {
+  @PrimaryGeneratedColumn('identity', { type: 'bigint' })
+  id: string;
+
+  /** Equal to the response's `x-request-id`. */
+  @Column({ name: 'request_id', type: 'text', unique: true })
+  requestId: string;
+
+  @Column({ name: 'workspace_id', type: 'uuid' })
+  workspaceId: string;
+
+  @Column({ name: 'key_id', type: 'uuid' })
+  keyId: string;
+
+  @Column({ type: 'text' })
+  model: string;
+
+  @Column({ type: 'text', nullable: true })
+  provider: string | null;
+
+  @Column({ name: 'prompt_tokens', type: 'integer', default: 0 })
+  promptTokens: number;
+
+  @Column({ name: 'completion_tokens', type: 'integer', default: 0 })
+  completionTokens: number;
+
+  @Column({ name: 'cost_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  costMicros: number;
+
+  /** The HTTP status the gateway answered. */
+  @Column({ type: 'integer' })
+  status: number;
+
+  @Column({ name: 'error_code', type: 'text', nullable: true })
+  errorCode: string | null;
+
+  @Column({ name: 'latency_ms', type: 'integer' })
+  latencyMs: number;
+
+  @Column({ type: 'boolean', default: false })
+  stream: boolean;
+
+  @Column({ name: 'usage_source', type: 'text' })
+  usageSource: UsageSource;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+}

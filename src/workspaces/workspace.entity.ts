@@ -1,0 +1,31 @@
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { bigintMicros } from '../common/money';
+
+@Entity({ name: 'workspaces' })
+export class WorkspaceEntity {
+  @PrimaryGeneratedColumn('uuid')
+  id: string;
+
+  @Column({ type: 'text' })
+  name: string;
+
+  /** Settled balance: credits minus settled charges. Changed only with a ledger entry. */
+  @Column({ name: 'balance_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  balanceMicros: number;
+
+  /** Money held for requests in flight. */
+  @Column({ name: 'held_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  heldMicros: number;
+
+  @Column({ name: 'rpm_limit', type: 'integer', nullable: true })
+  rpmLimit: number | null;
+
+  @Column({ name: 'tpm_limit', type: 'integer', nullable: true })
+  tpmLimit: number | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt: Date;
+}
