@@ -2,6 +2,8 @@
 module.exports = {
   rootDir: '.',
   testEnvironment: 'node',
+  // inside the checkout, so a fresh clone never reuses transforms of another tree
+  cacheDirectory: '<rootDir>/node_modules/.cache/jest',
   testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json', diagnostics: { warnOnly: false } }],
@@ -10,7 +12,11 @@ module.exports = {
       {
         babelrc: false,
         configFile: false,
-        plugins: [require.resolve('./test/import-meta.babel.js'), require.resolve('@babel/plugin-transform-modules-commonjs')],
+        plugins: [
+          require.resolve('./test/import-meta.babel.js'),
+          require.resolve('@babel/plugin-transform-dynamic-import'),
+          require.resolve('@babel/plugin-transform-modules-commonjs'),
+        ],
       },
     ],
   },

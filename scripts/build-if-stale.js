@@ -36,4 +36,7 @@ if (isStale()) {
     stdio: 'inherit',
     cwd: root,
   });
+  // an incremental build with nothing to emit leaves the marker untouched: mark it current
+  const now = new Date();
+  require('node:fs').utimesSync(marker, now, now);
 }

@@ -2,7 +2,8 @@
 // jest.config.js compiles them to CommonJS with babel; this plugin rewrites the one ESM-only
 // construct that transform leaves behind (`import.meta`).
 module.exports = function importMetaToCommonJs({ types: t, template }) {
-  const url = template.expression.ast`require('url').pathToFileURL(__filename).href`;
+  // not `require('url')`: transformed modules may declare their own `const require`
+  const url = template.expression.ast`'file://' + __filename`;
   return {
     visitor: {
       MetaProperty(path) {

@@ -1,5 +1,5 @@
-import { join } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
+import { MIGRATIONS } from '../../migrations';
 import type { AppConfig } from '../config/app-config';
 import { ApiKeyEntity } from '../keys/api-key.entity';
 import { ModelEntity } from '../catalog/model.entity';
@@ -17,8 +17,7 @@ export function dataSourceOptions(config: AppConfig, poolSize = 20): DataSourceO
     type: 'postgres',
     url: config.databaseUrl,
     entities: ENTITIES,
-    // compiled: dist/src/database -> dist/migrations/*.js; ts-jest: src/database -> migrations/*.ts
-    migrations: [join(__dirname, '..', '..', 'migrations', `*.${__filename.endsWith('.ts') ? 'ts' : 'js'}`)],
+    migrations: MIGRATIONS,
     migrationsTableName: 'typeorm_migrations',
     synchronize: false,
     logging: ['error'],
