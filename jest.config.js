@@ -24,4 +24,6 @@ module.exports = {
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
   testTimeout: 60000,
+  // a leaked socket must not hang CI for its whole time budget
+  forceExit: true,
 };

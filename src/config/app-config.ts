@@ -67,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const config = new AppConfig();
   config.nodeEnv = nodeEnv;
   config.port = vars.PORT ? Number(vars.PORT) : 3001;
+  if (config.port < 1 || config.port > 65_535) throw new ConfigError('Invalid configuration: PORT must be a port number (1-65535)');
   config.databaseUrl = vars.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/nexorouter';
   config.redisUrl = vars.REDIS_URL ?? 'redis://127.0.0.1:6379';
   config.redisPrefix = vars.REDIS_PREFIX ?? 'nexo';

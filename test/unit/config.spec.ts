@@ -1,0 +1,57 @@
+import { ConfigError, loadConfig } from '../../src/config/app-config';
+
+describe('loadConfig', () => {
+  it('has working defaults in development', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(3001);
+    expect(config.databaseUrl).toBe('postgres://postgres@127.0.0.1:5432/nexorouter');
+    expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(config.role).toBe('all');
+    expect(config.adminToken).toBeNull();
+    expect(config.encryptionKey).toHaveLength(32);
+    expect(config.runsHttp && config.runsWorkers).toBe(true);
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
+    [{ NEXO_ROLE: 'both' }, 'NEXO_ROLE'],
+    [{ ADMIN_TOKEN: 'short' }, 'ADMIN_TOKEN'],
+    [{ NEXO_ENCRYPTION_KEY: 'not-base64!' }, 'NEXO_ENCRYPTION_KEY'],
+    [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
+    [{ PROVIDER_DEEPSEEK_BASE_URL: 'ftp://x' }, 'PROVIDER_DEEPSEEK_BASE_URL'],
+  ])('stops on %j with one line naming the variable', (env, name) => {
+    let error: unknown;
+    try {
+      loadConfig(env);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain(name);
+    expect(message).not.toContain('\n');
+  });
+
+  it('refuses production without its secrets', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/ADMIN_TOKEN is required/);
+    expect(() => loadConfig({ NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(32) })).toThrow(/JWT_SECRET is required/);
+    const ok = loadConfig({
+      NODE_ENV: 'production',
+      ADMIN_TOKEN: 'a'.repeat(32),
+      JWT_SECRET: 'b'.repeat(32),
+      NEXO_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+    });
+    expect(ok.isProduction).toBe(true);
+    expect(ok.seedDemo).toBe(false);
+  });
+
+  it('reads provider overrides and roles', () => {
+    const config = loadConfig({ PROVIDER_DEEPSEEK_BASE_URL: 'http://127.0.0.1:9/v1/', PROVIDER_DEEPSEEK_API_KEY: 'sk-x', NEXO_ROLE: 'worker' });
+    expect(config.providerOverrides.deepseek).toEqual({ baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-x' });
+    expect(config.runsHttp).toBe(false);
+    expect(config.runsWorkers).toBe(true);
+  });
+});
