@@ -107,6 +107,9 @@ export class Initial1764100000000 implements MigrationInterface {
     // One round trip places a hold atomically against the workspace's available balance and
     // the key's remaining budget. Row locks are always taken workspace first, then key (the
     // settlement does the same), so concurrent holds and settlements cannot deadlock.
+    // A hold commits without waiting for its WAL flush: if PostgreSQL crashed before the
+    // flush, the hold is gone and its request settles at no charge (revenue lost, never an
+    // overdraw); every settlement commits synchronously and flushes earlier holds with it.
     await q.query(`
       CREATE FUNCTION nexo_place_hold(p_request_id text, p_workspace_id uuid, p_key_id uuid, p_amount bigint, p_ttl_seconds integer, p_model text)
       RETURNS TABLE (outcome text, workspace_available bigint, key_remaining bigint)
@@ -115,6 +118,7 @@ export class Initial1764100000000 implements MigrationInterface {
         v_available bigint;
         v_remaining bigint;
       BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
         UPDATE workspaces SET held_micros = held_micros + p_amount
           WHERE id = p_workspace_id AND balance_micros - held_micros >= p_amount
           RETURNING balance_micros - held_micros INTO v_available;
@@ -137,9 +141,74 @@ export class Initial1764100000000 implements MigrationInterface {
         RETURN QUERY SELECT 'held'::text, v_available, v_remaining;
       END
       $$`);
+
+    // One round trip settles a request: the hold (if still there) becomes the charge, capped
+    // at the hold, with its ledger entry and the usage log, in this statement's transaction.
+    // Idempotent: the hold row is deleted under lock, and the usage log is unique per request.
+    await q.query(`
+      CREATE FUNCTION nexo_settle(
+        p_request_id text, p_workspace_id uuid, p_key_id uuid, p_model text, p_provider text,
+        p_prompt_tokens integer, p_completion_tokens integer, p_cost bigint, p_usage_source text,
+        p_status integer, p_error_code text, p_latency_ms integer, p_stream boolean, p_created_at timestamptz)
+      RETURNS TABLE (applied boolean, charged bigint)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        v_hold holds%ROWTYPE;
+        v_charged bigint := 0;
+        v_balance bigint;
+        v_logged boolean;
+      BEGIN
+        DELETE FROM holds WHERE request_id = p_request_id RETURNING * INTO v_hold;
+        IF FOUND THEN
+          v_charged := LEAST(GREATEST(p_cost, 0), v_hold.amount_micros);
+          UPDATE workspaces SET balance_micros = balance_micros - v_charged, held_micros = held_micros - v_hold.amount_micros
+            WHERE id = v_hold.workspace_id RETURNING balance_micros INTO v_balance;
+          UPDATE api_keys SET spent_micros = spent_micros + v_charged, held_micros = held_micros - v_hold.amount_micros
+            WHERE id = v_hold.key_id;
+          IF v_charged > 0 THEN
+            INSERT INTO ledger_entries (workspace_id, kind, amount_micros, balance_after_micros, reference, key_id, reason)
+              VALUES (v_hold.workspace_id, 'charge', -v_charged, v_balance, 'req:' || p_request_id, v_hold.key_id,
+                      p_model || ': ' || p_prompt_tokens || ' prompt + ' || p_completion_tokens || ' completion tokens');
+          END IF;
+        END IF;
+        INSERT INTO usage_logs (request_id, workspace_id, key_id, model, provider, prompt_tokens, completion_tokens, cost_micros,
+                                status, error_code, latency_ms, stream, usage_source, created_at)
+          VALUES (p_request_id, COALESCE(v_hold.workspace_id, p_workspace_id), COALESCE(v_hold.key_id, p_key_id), p_model, p_provider,
+                  p_prompt_tokens, p_completion_tokens, v_charged, p_status, p_error_code, p_latency_ms, p_stream, p_usage_source, p_created_at)
+          ON CONFLICT (request_id) DO NOTHING;
+        v_logged := FOUND;
+        RETURN QUERY SELECT (v_hold.request_id IS NOT NULL) OR v_logged, v_charged;
+      END
+      $$`);
+    // Many settlements in one transaction (one WAL flush for all of them), in the order
+    // given: the caller sorts by workspace then key, the global lock order, so batches running
+    // side by side cannot deadlock.
+    await q.query(`
+      CREATE FUNCTION nexo_settle_many(p_items jsonb)
+      RETURNS TABLE (request_id text, applied boolean, charged bigint)
+      LANGUAGE plpgsql AS $$
+      DECLARE
+        v_item jsonb;
+        v_result record;
+      BEGIN
+        FOR v_item IN SELECT value FROM jsonb_array_elements(p_items) LOOP
+          SELECT * INTO v_result FROM nexo_settle(
+            v_item->>'requestId', (v_item->>'workspaceId')::uuid, (v_item->>'keyId')::uuid, v_item->>'model', v_item->>'provider',
+            (v_item->>'promptTokens')::integer, (v_item->>'completionTokens')::integer, (v_item->>'costMicros')::bigint,
+            v_item->>'usageSource', (v_item->>'status')::integer, v_item->>'errorCode', (v_item->>'latencyMs')::integer,
+            (v_item->>'stream')::boolean, to_timestamp((v_item->>'createdAt')::double precision / 1000.0));
+          request_id := v_item->>'requestId';
+          applied := v_result.applied;
+          charged := v_result.charged;
+          RETURN NEXT;
+        END LOOP;
+      END
+      $$`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP FUNCTION IF EXISTS nexo_settle_many(jsonb)`);
+    await q.query(`DROP FUNCTION IF EXISTS nexo_settle(text, uuid, uuid, text, text, integer, integer, bigint, text, integer, text, integer, boolean, timestamptz)`);
     await q.query(`DROP FUNCTION IF EXISTS nexo_place_hold(text, uuid, uuid, bigint, integer, text)`);
     for (const table of ['usage_logs', 'holds', 'ledger_entries', 'models', 'providers', 'api_keys', 'workspaces']) {
       await q.query(`DROP TABLE IF EXISTS ${table}`);

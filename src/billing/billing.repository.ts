@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type { Pool } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { rowsOf } from '../database/sql';
 import type { UsageSource } from '../usage/usage-log.entity';
 
@@ -46,7 +48,12 @@ export interface SettleResult {
 /** The money-moving SQL: holds, settlements, ledger writes. Each method is one transaction. */
 @Injectable()
 export class BillingRepository {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  /** The driver's pg pool: the two hot statements skip TypeORM's query wrapper. */
+  private readonly pool: Pool;
+
+  constructor(@InjectDataSource() private readonly db: DataSource) {
+    this.pool = (db.driver as PostgresDriver).master as Pool;
+  }
 
   /** One round trip: reserve `amount` against the balance and the key budget, or say why not. */
   async placeHold(
@@ -57,7 +64,7 @@ export class BillingRepository {
     amount: number,
     ttlSeconds: number,
   ): Promise<HoldOutcome> {
-    const rows: Array<{ outcome: string; workspace_available: string | null; key_remaining: string | null }> = await this.db.query(
+    const { rows } = await this.pool.query<{ outcome: string; workspace_available: string | null; key_remaining: string | null }>(
       'SELECT * FROM nexo_place_hold($1, $2, $3, $4, $5, $6)',
       [requestId, workspaceId, keyId, amount, ttlSeconds, model],
     );
@@ -69,54 +76,34 @@ export class BillingRepository {
   }
 
   /**
-   * Turns the hold into the actual charge and writes the usage log, in one transaction.
-   * Idempotent: the hold row is deleted under lock, so a second settlement finds nothing to
-   * charge; the usage log's unique request id keeps one record.
+   * Turns the hold into the actual charge (capped at the hold) and writes the usage log, in
+   * one round trip (nexo_settle). Idempotent: the hold row is deleted under lock, so a second
+   * settlement finds nothing to charge; the usage log's unique request id keeps one record.
    */
   async settle(s: Settlement): Promise<SettleResult> {
-    return this.db.transaction('READ COMMITTED', async (tx) => {
-      const held = await rowsOf<{ amount_micros: string }>(tx, 'DELETE FROM holds WHERE request_id = $1 RETURNING amount_micros', [
-        s.requestId,
-      ]);
-      let charged = 0;
-      if (held.length > 0) {
-        const hold = Number(held[0].amount_micros);
-        charged = Math.min(Math.max(0, s.costMicros), hold);
-        const [ws] = await rowsOf<{ balance_micros: string }>(
-          tx,
-          `UPDATE workspaces SET balance_micros = balance_micros - $2, held_micros = held_micros - $3, updated_at = now()
-            WHERE id = $1 RETURNING balance_micros`,
-          [s.workspaceId, charged, hold],
-        );
-        await tx.query(
-          `UPDATE api_keys SET spent_micros = spent_micros + $2, held_micros = held_micros - $3 WHERE id = $1`,
-          [s.keyId, charged, hold],
-        );
-        if (charged > 0) {
-          await this.insertLedger(tx, {
-            workspaceId: s.workspaceId,
-            kind: 'charge',
-            amountMicros: -charged,
-            balanceAfterMicros: Number(ws.balance_micros),
-            reference: `req:${s.requestId}`,
-            keyId: s.keyId,
-            reason: `${s.model}: ${s.promptTokens} prompt + ${s.completionTokens} completion tokens`,
-          });
-        }
-      }
-      const inserted = await rowsOf(
-        tx,
-        `INSERT INTO usage_logs (request_id, workspace_id, key_id, model, provider, prompt_tokens, completion_tokens, cost_micros,
-                                 status, error_code, latency_ms, stream, usage_source, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14 / 1000.0))
-         ON CONFLICT (request_id) DO NOTHING RETURNING id`,
-        [
-          s.requestId, s.workspaceId, s.keyId, s.model, s.provider, s.promptTokens, s.completionTokens, charged,
-          s.status, s.errorCode, s.latencyMs, s.stream, s.usageSource, s.createdAt,
-        ],
-      );
-      return { applied: held.length > 0 || inserted.length > 0, chargedMicros: charged };
-    });
+    const { rows } = await this.pool.query<{ applied: boolean; charged: string }>(
+      'SELECT * FROM nexo_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14 / 1000.0))',
+      [
+        s.requestId, s.workspaceId, s.keyId, s.model, s.provider, s.promptTokens, s.completionTokens, s.costMicros,
+        s.usageSource, s.status, s.errorCode, s.latencyMs, s.stream, s.createdAt,
+      ],
+    );
+    return { applied: rows[0].applied, chargedMicros: Number(rows[0].charged) };
+  }
+
+  /**
+   * Settles many requests in one transaction (nexo_settle_many). Sorted by workspace then
+   * key, the same order every batch locks rows in.
+   */
+  async settleMany(items: Settlement[]): Promise<Map<string, SettleResult>> {
+    const sorted = [...items].sort(
+      (a, b) => a.workspaceId.localeCompare(b.workspaceId) || a.keyId.localeCompare(b.keyId) || a.requestId.localeCompare(b.requestId),
+    );
+    const { rows } = await this.pool.query<{ request_id: string; applied: boolean; charged: string }>(
+      'SELECT * FROM nexo_settle_many($1::jsonb)',
+      [JSON.stringify(sorted)],
+    );
+    return new Map(rows.map((r) => [r.request_id, { applied: r.applied, chargedMicros: Number(r.charged) }]));
   }
 
   async insertLedger(

@@ -20,7 +20,8 @@ export function dataSourceOptions(config: AppConfig, poolSize = 20): DataSourceO
     migrations: MIGRATIONS,
     migrationsTableName: 'typeorm_migrations',
     synchronize: false,
-    logging: ['error'],
+    // failures surface as exceptions (an expected unique violation is not an error to log)
+    logging: false,
     extra: { max: poolSize, connectionTimeoutMillis: 5_000, application_name: 'nexorouter' },
   };
 }

@@ -31,7 +31,9 @@ export class HoldSweeper {
       // Unreachable Redis throws here: nothing is released while we cannot see the queue.
       const job = await this.queue.getJob(hold.requestId);
       if (job) {
-        if ((await job.getState()) === 'failed') {
+        const state = await job.getState();
+        if (state === 'failed' || state === 'completed') {
+          // failed for good, or completed while we looked: its data settles it (idempotently)
           await this.billing.settle(job.data as Settlement);
           result.settledFromFailedJobs++;
         } else {

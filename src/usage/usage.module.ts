@@ -4,6 +4,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module';
 import { HoldSweeper } from './hold-sweeper.service';
+import { SettlementBatcher } from './settlement-batcher';
 import { SweepScheduler } from './sweep.scheduler';
 import { QueueName } from './usage.constants';
 import { UsageProcessor } from './usage.processor';
@@ -25,7 +26,7 @@ export class UsageModule {
         BullModule.registerQueue({ name: QueueName.Usage }),
         ...(options.dashboard ? [BullBoardModule.forFeature({ name: QueueName.Usage, adapter: BullMQAdapter })] : []),
       ],
-      providers: [UsageRecorder, UsageService, HoldSweeper, ...(options.workers ? [UsageProcessor, SweepScheduler] : [])],
+      providers: [UsageRecorder, UsageService, HoldSweeper, ...(options.workers ? [UsageProcessor, SweepScheduler, SettlementBatcher] : [])],
       exports: [UsageRecorder, UsageService, HoldSweeper, BillingModule],
     };
   }

@@ -1,16 +1,18 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Logger } from '@nestjs/common';
 import { Job } from 'bullmq';
-import { BillingRepository, Settlement } from '../billing/billing.repository';
+import type { Settlement } from '../billing/billing.repository';
 import { HoldSweeper } from './hold-sweeper.service';
+import { SettlementBatcher } from './settlement-batcher';
 import { JobName, QueueName } from './usage.constants';
 
-@Processor(QueueName.Usage, { concurrency: 16 })
+// up to 64 jobs at once, so concurrent settlements share a transaction in the batcher
+@Processor(QueueName.Usage, { concurrency: 64 })
 export class UsageProcessor extends WorkerHost {
   private readonly logger = new Logger(UsageProcessor.name);
 
   constructor(
-    private readonly billing: BillingRepository,
+    private readonly batcher: SettlementBatcher,
     private readonly sweeper: HoldSweeper,
   ) {
     super();
@@ -19,7 +21,7 @@ export class UsageProcessor extends WorkerHost {
   async process(job: Job): Promise<unknown> {
     switch (job.name) {
       case JobName.Settle:
-        return this.billing.settle(job.data as Settlement);
+        return this.batcher.settle(job.data as Settlement);
       case JobName.SweepHolds:
         return this.sweeper.sweep();
       default:
