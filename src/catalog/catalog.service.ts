@@ -17,7 +17,11 @@ export interface ResolvedProvider {
   apiKey: string | null;
 }
 
+/** Safety net for a missed invalidation (Redis away while an operator changed a price). */
+const SNAPSHOT_TTL_MS = 30_000;
+
 interface Snapshot {
+  loadedAt: number;
   models: Map<string, ModelEntity>;
   providers: Map<string, ResolvedProvider>;
 }
@@ -32,6 +36,8 @@ export class CatalogService implements OnModuleInit {
   private readonly box: SecretBox;
   private snapshot: Snapshot | null = null;
   private loading: Promise<Snapshot> | null = null;
+  /** Bumped by every invalidation: a load that raced one is used once, not kept. */
+  private generation = 0;
 
   constructor(
     private readonly config: AppConfig,
@@ -46,30 +52,43 @@ export class CatalogService implements OnModuleInit {
   onModuleInit(): void {
     this.redis.onInvalidate(
       (message) => {
-        if (message === 'catalog') this.snapshot = null;
+        if (message === 'catalog') this.drop();
       },
-      () => (this.snapshot = null),
+      () => this.drop(),
     );
   }
 
+  private drop(): void {
+    this.generation++;
+    this.snapshot = null;
+    this.loading = null;
+  }
+
   private async current(): Promise<Snapshot> {
-    if (this.snapshot) return this.snapshot;
-    this.loading ??= this.load().finally(() => (this.loading = null));
+    if (this.snapshot && Date.now() - this.snapshot.loadedAt < SNAPSHOT_TTL_MS) return this.snapshot;
+    if (!this.loading) {
+      const loading = this.load().finally(() => {
+        if (this.loading === loading) this.loading = null;
+      });
+      this.loading = loading;
+    }
     return this.loading;
   }
 
   private async load(): Promise<Snapshot> {
+    const generation = this.generation;
     const [models, providers] = await Promise.all([
       this.models.find(),
       this.providers.createQueryBuilder('p').addSelect('p.apiKeyEncrypted').getMany(),
     ]);
     const snapshot: Snapshot = {
+      loadedAt: Date.now(),
       models: new Map(models.map((m) => [m.id, m])),
       providers: new Map(
         providers.map((p) => [p.id, { id: p.id, baseUrl: p.baseUrl, apiKey: p.apiKeyEncrypted ? this.box.open(p.apiKeyEncrypted) : null }]),
       ),
     };
-    this.snapshot = snapshot;
+    if (generation === this.generation) this.snapshot = snapshot;
     return snapshot;
   }
 
@@ -144,7 +163,7 @@ export class CatalogService implements OnModuleInit {
   }
 
   private async invalidate(): Promise<void> {
-    this.snapshot = null;
+    this.drop();
     await this.redis.publishInvalidation('catalog');
   }
 

@@ -99,26 +99,26 @@ export class ChatService {
   /** Resolves to the outcome to settle, or null when the relay settled before answering. */
   private async run(call: Call): Promise<Outcome | null> {
     const { body, key } = call;
+    // the body is checked in full before the model (CONTRACT §3 order: 400 before 404)
+    if (call.kind === 'chat') validateStop(body.stop);
+    else validateEmbeddingInput(body.input);
     const { model, provider } = await this.catalog.sellable(body.model, call.kind);
     call.model = model;
     call.provider = provider;
 
     let maxOut = model.maxOutputTokens;
     if (call.kind === 'chat') {
-      validateStop(body.stop);
       for (const param of ['max_completion_tokens', 'max_tokens'] as const) {
         const value = body[param];
         if (typeof value !== 'number') continue;
         if (value > model.maxOutputTokens) {
           throw new InvalidRequestError(
             `${param} is too large: ${value}. This model supports at most ${model.maxOutputTokens} completion tokens.`,
-            'max_tokens',
+            param,
           );
         }
         maxOut = Math.min(maxOut, value);
       }
-    } else {
-      validateEmbeddingInput(body.input);
     }
     if (key.models && !key.models.has(model.id)) throw new ModelNotAllowedError(model.id);
 

@@ -28,6 +28,8 @@ interface KeyRow {
 @Injectable()
 export class KeysService implements OnModuleInit {
   private readonly cache = new KeyCache();
+  /** Bumped by every invalidation: a lookup that raced one is not cached. */
+  private generation = 0;
 
   constructor(
     @InjectRepository(ApiKeyEntity) private readonly keys: Repository<ApiKeyEntity>,
@@ -40,10 +42,14 @@ export class KeysService implements OnModuleInit {
     this.redis.onInvalidate(
       (message) => {
         const [kind, id] = message.split(':');
-        if (kind === 'key') this.cache.invalidate({ keyId: id });
-        else if (kind === 'workspace') this.cache.invalidate({ workspaceId: id });
+        if (kind !== 'key' && kind !== 'workspace') return;
+        this.generation++;
+        this.cache.invalidate(kind === 'key' ? { keyId: id } : { workspaceId: id });
       },
-      () => this.cache.clear(),
+      () => {
+        this.generation++;
+        this.cache.clear();
+      },
     );
   }
 
@@ -53,8 +59,9 @@ export class KeysService implements OnModuleInit {
     const hash = hashApiKey(token);
     let entry = this.cache.get(hash);
     if (!entry) {
+      const generation = this.generation;
       const key = await this.load(hash);
-      this.cache.set(hash, key);
+      if (generation === this.generation) this.cache.set(hash, key);
       entry = { key, loadedAt: Date.now() };
     }
     const key = entry.key;
