@@ -156,11 +156,12 @@ export class ChatService {
 
   /** Non-streaming answer: settle first, then send the provider's body with our model id and cost. */
   private async relayJson(call: Call, upstream: UpstreamResponse): Promise<null> {
-    let text = '';
-    for await (const chunk of upstream.body) text += chunk.toString('utf8');
+    const chunks: Buffer[] = [];
+    for await (const chunk of upstream.body) chunks.push(chunk);
     let parsed: Body;
     try {
-      parsed = JSON.parse(text) as Body;
+      // decoded once, whole: a character split across chunks stays intact
+      parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Body;
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
     } catch {
       throw new ApiError(502, 'gateway_error', 'The upstream provider sent a response that is not valid JSON.', 'api_error');

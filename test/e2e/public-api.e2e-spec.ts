@@ -199,6 +199,20 @@ describe('public API', () => {
   });
 
   describe('chat completions', () => {
+    it('keeps multi-byte characters intact when the provider body arrives in pieces split inside them', async () => {
+      const { key } = await gw.workspaceWithKey();
+      const content = 'ñ日本語🙂'.repeat(50);
+      const body = Buffer.from(JSON.stringify(completion('qwen-plus', content)));
+      const split = body.indexOf(Buffer.from('日')) + 1; // inside the 3-byte character
+      provider.respond(() => ({ pieces: [body.subarray(0, split), body.subarray(split, split + 7), body.subarray(split + 7)] }));
+      try {
+        const res = await gw.openai(key).chat.completions.create({ model: QWEN, messages: [{ role: 'user', content: 'hi' }] });
+        expect(res.choices[0].message.content).toBe(content);
+      } finally {
+        provider.respond(defaultReply);
+      }
+    });
+
     it('forwards to the provider with the upstream model and provider key, and answers with the public id', async () => {
       const { key, workspaceId } = await gw.workspaceWithKey();
       const client = gw.openai(key);

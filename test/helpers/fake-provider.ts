@@ -25,6 +25,8 @@ export interface FakeReply {
   eventGapMs?: number;
   /** Raw text body (e.g. broken JSON). */
   raw?: string;
+  /** A raw body written in these pieces, 20 ms apart (e.g. split inside a UTF-8 character). */
+  pieces?: Buffer[];
 }
 
 export type FakeHandler = (req: ReceivedRequest) => FakeReply | Promise<FakeReply>;
@@ -119,6 +121,15 @@ export class FakeProvider {
         return;
       }
       if (!reply.noDone) res.write('data: [DONE]\n\n');
+      res.end();
+      return;
+    }
+    if (reply.pieces) {
+      res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
+      for (const piece of reply.pieces) {
+        res.write(piece);
+        await sleep(20);
+      }
       res.end();
       return;
     }
