@@ -1,19 +1,6 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  ArrayMaxSize,
-  IsArray,
-  IsBoolean,
-  IsInt,
-  IsISO8601,
-  IsOptional,
-  IsString,
-  Length,
-  Max,
-  Min,
-  ValidateIf,
-} from 'class-validator';
-
-const MAX_MICROS = Number.MAX_SAFE_INTEGER;
+import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
+import { ArrayMaxSize, IsArray, IsBoolean, IsISO8601, IsOptional, IsString, Length, ValidateIf } from 'class-validator';
+import { MAX_RPM, MAX_TPM, OptionalNullableInt } from '../common/validation-decorators';
 
 export class ApiKeyCreateDto {
   @ApiProperty({ example: 'production backend' })
@@ -30,12 +17,7 @@ export class ApiKeyCreateDto {
   @Length(1, 200, { each: true })
   models?: string[] | null;
 
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Hard budget in micro-USD' })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_MICROS)
+  @OptionalNullableInt(0, Number.MAX_SAFE_INTEGER, 'Hard budget in micro-USD')
   budget_micros?: number | null;
 
   @ApiPropertyOptional({ type: String, nullable: true, format: 'date-time' })
@@ -44,73 +26,19 @@ export class ApiKeyCreateDto {
   @IsISO8601({ strict: true })
   expires_at?: string | null;
 
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Requests per minute' })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(10_000_000)
+  @OptionalNullableInt(1, MAX_RPM, 'Requests per minute')
   rpm_limit?: number | null;
 
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Tokens per minute' })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(2_000_000_000)
+  @OptionalNullableInt(1, MAX_TPM, 'Tokens per minute')
   tpm_limit?: number | null;
 }
 
-export class ApiKeyUpdateDto {
-  @ApiPropertyOptional()
-  @IsOptional()
-  @IsString()
-  @Length(1, 200)
-  name?: string;
-
+/** Any field of the creation body, plus `disabled`. */
+export class ApiKeyUpdateDto extends PartialType(ApiKeyCreateDto) {
   @ApiPropertyOptional()
   @IsOptional()
   @IsBoolean()
   disabled?: boolean;
-
-  @ApiPropertyOptional({ type: [String], nullable: true })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(500)
-  @IsString({ each: true })
-  @Length(1, 200, { each: true })
-  models?: string[] | null;
-
-  @ApiPropertyOptional({ type: Number, nullable: true })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_MICROS)
-  budget_micros?: number | null;
-
-  @ApiPropertyOptional({ type: String, nullable: true, format: 'date-time' })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  expires_at?: string | null;
-
-  @ApiPropertyOptional({ type: Number, nullable: true })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(10_000_000)
-  rpm_limit?: number | null;
-
-  @ApiPropertyOptional({ type: Number, nullable: true })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(2_000_000_000)
-  tpm_limit?: number | null;
 }
 
 export class ApiKeyDto {

@@ -1,5 +1,6 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsOptional, IsString, Length, Max, Min, ValidateIf } from 'class-validator';
+import { ApiProperty } from '@nestjs/swagger';
+import { IsString, Length } from 'class-validator';
+import { MAX_RPM, MAX_TPM, OptionalNullableInt } from '../common/validation-decorators';
 
 export class WorkspaceCreateDto {
   @ApiProperty({ example: 'Acme' })
@@ -7,20 +8,10 @@ export class WorkspaceCreateDto {
   @Length(1, 200)
   name: string;
 
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Requests per minute for keys without their own limit' })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(10_000_000)
+  @OptionalNullableInt(1, MAX_RPM, 'Requests per minute for keys without their own limit')
   rpm_limit?: number | null;
 
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Tokens per minute for keys without their own limit' })
-  @ValidateIf((_, v) => v !== null)
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(2_000_000_000)
+  @OptionalNullableInt(1, MAX_TPM, 'Tokens per minute for keys without their own limit')
   tpm_limit?: number | null;
 }
 
