@@ -128,6 +128,14 @@ export class BillingRepository {
     return row;
   }
 
+  /** Pushes back the expiry of holds whose requests are still in flight in this process. */
+  async extendHolds(requestIds: string[], ttlSeconds: number): Promise<void> {
+    await this.db.query('UPDATE holds SET expires_at = now() + make_interval(secs => $2) WHERE request_id = ANY($1)', [
+      requestIds,
+      ttlSeconds,
+    ]);
+  }
+
   /** Expired holds, oldest first, for the sweeper. */
   async expiredHolds(limit: number): Promise<ExpiredHold[]> {
     const rows: Array<{ request_id: string; workspace_id: string; key_id: string; model: string; created_at: Date }> = await this.db.query(

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
@@ -20,8 +20,11 @@ export interface CreditResult {
 }
 
 @Injectable()
-export class BillingService {
+export class BillingService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(BillingService.name);
+  /** Requests of this process holding money and not yet handed to settlement. */
+  private readonly live = new Set<string>();
+  private keepAliveTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly repo: BillingRepository,
@@ -48,7 +51,10 @@ export class BillingService {
       });
     }
     this.metrics.holds.inc({ outcome: outcome.outcome });
-    if (outcome.outcome === 'held') return estimate.amountMicros;
+    if (outcome.outcome === 'held') {
+      this.live.add(requestId);
+      return estimate.amountMicros;
+    }
     const limited = outcome.outcome === 'insufficient_balance' ? outcome.availableMicros : outcome.keyRemainingMicros;
     const affordable = affordableCompletionTokens(limited, promptTokens, model);
     const detail =
@@ -60,6 +66,35 @@ export class BillingService {
       throw new InsufficientQuotaError(`Insufficient prepaid balance. Current balance: ${formatUsd(Math.max(0, outcome.availableMicros))}.${detail}`);
     }
     throw new InsufficientQuotaError(`Insufficient key budget. Remaining key budget: ${formatUsd(Math.max(0, outcome.keyRemainingMicros))}.${detail}`);
+  }
+
+  /** The request's settlement is recorded (queued or applied): its hold no longer needs keeping alive. */
+  handedOver(requestId: string): void {
+    this.live.delete(requestId);
+  }
+
+  /**
+   * A request may run longer than the hold TTL (a long stream): while it is in flight here,
+   * its hold's expiry is pushed back, so the sweeper only releases holds of dead processes.
+   */
+  onModuleInit(): void {
+    const everyMs = Math.max(250, Math.floor((this.config.holdTtlSeconds * 1000) / 3));
+    this.keepAliveTimer = setInterval(() => void this.keepHoldsAlive(), everyMs);
+    this.keepAliveTimer.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
+  }
+
+  private async keepHoldsAlive(): Promise<void> {
+    if (this.live.size === 0) return;
+    try {
+      await this.repo.extendHolds([...this.live], this.config.holdTtlSeconds);
+    } catch (err) {
+      this.logger.warn(`Could not extend the holds of ${this.live.size} requests in flight: ${(err as Error).message}`);
+    }
   }
 
   /**

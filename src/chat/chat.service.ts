@@ -273,22 +273,27 @@ export class ChatService {
   private async settle(call: Call, outcome: Outcome): Promise<void> {
     const status = outcome.status;
     this.metrics.requests.inc({ endpoint: call.path, status });
-    await this.usage.record({
-      requestId: call.req.id,
-      workspaceId: call.key.workspaceId,
-      keyId: call.key.id,
-      model: call.model ? call.model.id : String(call.body.model).slice(0, 200),
-      provider: call.provider?.id ?? null,
-      promptTokens: outcome.promptTokens,
-      completionTokens: outcome.completionTokens,
-      costMicros: outcome.costMicros,
-      usageSource: outcome.usageSource,
-      status,
-      errorCode: outcome.errorCode,
-      latencyMs: Math.round(performance.now() - call.req.startedAt),
-      stream: call.stream,
-      createdAt: Date.now() - Math.round(performance.now() - call.req.startedAt),
-    });
+    try {
+      await this.usage.record({
+        requestId: call.req.id,
+        workspaceId: call.key.workspaceId,
+        keyId: call.key.id,
+        model: call.model ? call.model.id : String(call.body.model).slice(0, 200),
+        provider: call.provider?.id ?? null,
+        promptTokens: outcome.promptTokens,
+        completionTokens: outcome.completionTokens,
+        costMicros: outcome.costMicros,
+        usageSource: outcome.usageSource,
+        status,
+        errorCode: outcome.errorCode,
+        latencyMs: Math.round(performance.now() - call.req.startedAt),
+        stream: call.stream,
+        createdAt: Date.now() - Math.round(performance.now() - call.req.startedAt),
+      });
+    } finally {
+      // queued or settled: from here the hold is the settlement's to remove, not ours to keep alive
+      this.billing.handedOver(call.req.id);
+    }
   }
 }
 
