@@ -156,11 +156,19 @@ export class Initial1764100000000 implements MigrationInterface {
         v_hold holds%ROWTYPE;
         v_charged bigint := 0;
         v_balance bigint;
+        v_budget bigint;
+        v_spent bigint;
         v_logged boolean;
       BEGIN
         DELETE FROM holds WHERE request_id = p_request_id RETURNING * INTO v_hold;
         IF FOUND THEN
           v_charged := LEAST(GREATEST(p_cost, 0), v_hold.amount_micros);
+          PERFORM 1 FROM workspaces WHERE id = v_hold.workspace_id FOR UPDATE;
+          -- a budget lowered while the request ran still caps what the key spends
+          SELECT budget_micros, spent_micros INTO v_budget, v_spent FROM api_keys WHERE id = v_hold.key_id FOR UPDATE;
+          IF v_budget IS NOT NULL THEN
+            v_charged := LEAST(v_charged, GREATEST(v_budget - v_spent, 0));
+          END IF;
           UPDATE workspaces SET balance_micros = balance_micros - v_charged, held_micros = held_micros - v_hold.amount_micros
             WHERE id = v_hold.workspace_id RETURNING balance_micros INTO v_balance;
           UPDATE api_keys SET spent_micros = spent_micros + v_charged, held_micros = held_micros - v_hold.amount_micros

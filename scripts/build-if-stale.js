@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// Compiles the TypeScript sources when dist/ is missing or older than any source file.
+// Compiles the TypeScript sources when dist/ is missing or older than any source file
+// (always with --force: `npm run build`).
 'use strict';
 const { statSync, readdirSync, existsSync } = require('node:fs');
 const { join } = require('node:path');
 const { execFileSync } = require('node:child_process');
 
 const root = join(__dirname, '..');
-const marker = join(root, 'dist', '.tsbuildinfo');
+// written only after a successful build (tsc's own .tsbuildinfo also changes on --noEmit runs)
+const marker = join(root, 'dist', '.build-stamp');
 
 function newest(dir) {
   let latest = 0;
@@ -30,13 +32,11 @@ function isStale() {
   return sources > built;
 }
 
-if (isStale()) {
-  process.stdout.write('Building NexoRouter (dist/ is missing or older than the sources)...\n');
+if (process.argv.includes('--force') || isStale()) {
+  process.stdout.write('Building NexoRouter into dist/ ...\n');
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], {
     stdio: 'inherit',
     cwd: root,
   });
-  // an incremental build with nothing to emit leaves the marker untouched: mark it current
-  const now = new Date();
-  require('node:fs').utimesSync(marker, now, now);
+  require('node:fs').writeFileSync(marker, `${new Date().toISOString()}\n`);
 }

@@ -45,6 +45,21 @@ export interface SettleResult {
   chargedMicros: number;
 }
 
+const SETTLE_SQL =
+  'SELECT * FROM nexo_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14 / 1000.0))';
+
+interface SettleRow {
+  applied: boolean;
+  charged: string;
+}
+
+function settleParams(s: Settlement): unknown[] {
+  return [
+    s.requestId, s.workspaceId, s.keyId, s.model, s.provider, s.promptTokens, s.completionTokens, s.costMicros,
+    s.usageSource, s.status, s.errorCode, s.latencyMs, s.stream, s.createdAt,
+  ];
+}
+
 /** The money-moving SQL: holds, settlements, ledger writes. Each method is one transaction. */
 @Injectable()
 export class BillingRepository {
@@ -81,15 +96,23 @@ export class BillingRepository {
    * settlement finds nothing to charge; the usage log's unique request id keeps one record.
    */
   async settle(s: Settlement): Promise<SettleResult> {
-    const { rows } = await this.pool.query<{ applied: boolean; charged: string }>(
-      'SELECT * FROM nexo_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14 / 1000.0))',
-      [
-        s.requestId, s.workspaceId, s.keyId, s.model, s.provider, s.promptTokens, s.completionTokens, s.costMicros,
-        s.usageSource, s.status, s.errorCode, s.latencyMs, s.stream, s.createdAt,
-      ],
-    );
+    const { rows } = await this.pool.query<SettleRow>(SETTLE_SQL, settleParams(s));
     return { applied: rows[0].applied, chargedMicros: Number(rows[0].charged) };
   }
+
+  /**
+   * The sweeper's release: settles `s` only if its hold is still expired, checked under the
+   * hold's row lock, so a hold extended meanwhile by its live process is left alone.
+   */
+  async settleIfExpired(s: Settlement): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const expired = await tx.query('SELECT 1 FROM holds WHERE request_id = $1 AND expires_at < now() FOR UPDATE', [s.requestId]);
+      if (expired.length === 0) return false;
+      await tx.query(SETTLE_SQL, settleParams(s));
+      return true;
+    });
+  }
+
 
   /**
    * Settles many requests in one transaction (nexo_settle_many). Sorted by workspace then

@@ -148,16 +148,21 @@ export class ChatService {
     try {
       return call.stream && upstream.contentType.includes('text/event-stream')
         ? await this.relayStream(call, upstream, abort)
-        : await this.relayJson(call, upstream);
+        : await this.relayJson(call, upstream, abort);
     } finally {
       call.res.off('close', onClose);
     }
   }
 
   /** Non-streaming answer: settle first, then send the provider's body with our model id and cost. */
-  private async relayJson(call: Call, upstream: UpstreamResponse): Promise<null> {
+  private async relayJson(call: Call, upstream: UpstreamResponse, abort: AbortController): Promise<null> {
     const chunks: Buffer[] = [];
-    for await (const chunk of upstream.body) chunks.push(chunk);
+    try {
+      for await (const chunk of upstream.body) chunks.push(chunk);
+    } catch (err) {
+      // the client left (499), or the provider failed mid-body (timeout 504, else 502)
+      throw this.upstream.failure(call.provider!, abort.signal.aborted ? Object.assign(new Error('aborted'), { name: 'AbortError' }) : err);
+    }
     let parsed: Body;
     try {
       // decoded once, whole: a character split across chunks stays intact
@@ -240,7 +245,13 @@ export class ChatService {
     await this.settle(call, outcome);
     if (!res.destroyed && !res.writableEnded) {
       res.write(`: cost_micros=${Math.min(outcome.costMicros, call.holdMicros)}\n\n`);
-      res.end('data: [DONE]\n\n');
+      if (errorCode === 'upstream_interrupted') {
+        // no [DONE]: an error event tells SDKs the answer was cut short (they raise it)
+        const error = { message: 'The upstream provider ended the stream early; the answer is incomplete.', type: 'api_error', param: null, code: 'gateway_error' };
+        res.end(`data: ${JSON.stringify({ error })}\n\n`);
+      } else {
+        res.end('data: [DONE]\n\n');
+      }
     }
     return null;
   }

@@ -2,12 +2,13 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { QueueName } from './usage.constants';
-import { BillingRepository, Settlement } from '../billing/billing.repository';
+import { BillingRepository, ExpiredHold, Settlement } from '../billing/billing.repository';
 
 export interface SweepResult {
   released: number;
   settledFromFailedJobs: number;
   skipped: number;
+  errors: number;
 }
 
 /**
@@ -26,42 +27,53 @@ export class HoldSweeper {
   ) {}
 
   async sweep(limit = 500): Promise<SweepResult> {
-    const result: SweepResult = { released: 0, settledFromFailedJobs: 0, skipped: 0 };
+    const result: SweepResult = { released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 };
     for (const hold of await this.billing.expiredHolds(limit)) {
-      // Unreachable Redis throws here: nothing is released while we cannot see the queue.
-      const job = await this.queue.getJob(hold.requestId);
-      if (job) {
-        const state = await job.getState();
-        if (state === 'failed' || state === 'completed') {
-          // failed for good, or completed while we looked: its data settles it (idempotently)
-          await this.billing.settle(job.data as Settlement);
-          result.settledFromFailedJobs++;
-        } else {
-          result.skipped++;
-        }
-        continue;
+      try {
+        result[await this.sweepOne(hold)]++;
+      } catch (err) {
+        // one hold that cannot be handled must not block the ones after it; an error never
+        // releases a hold (that happens only after the queue said it has no job for it)
+        result.errors++;
+        this.logger.error(`Hold sweeper could not handle ${hold.requestId}: ${(err as Error).message}`);
       }
-      await this.billing.settle({
-        requestId: hold.requestId,
-        workspaceId: hold.workspaceId,
-        keyId: hold.keyId,
-        model: hold.model,
-        provider: null,
-        promptTokens: 0,
-        completionTokens: 0,
-        costMicros: 0,
-        usageSource: 'none',
-        status: 502,
-        errorCode: 'hold_expired',
-        latencyMs: Math.min(2_147_483_647, Date.now() - hold.createdAt.getTime()),
-        stream: false,
-        createdAt: hold.createdAt.getTime(),
-      });
-      result.released++;
     }
-    if (result.released + result.settledFromFailedJobs > 0) {
-      this.logger.warn(`Hold sweeper: released ${result.released}, settled ${result.settledFromFailedJobs} from failed jobs`);
+    if (result.released + result.settledFromFailedJobs + result.errors > 0) {
+      this.logger.warn(
+        `Hold sweeper: released ${result.released}, settled ${result.settledFromFailedJobs} from finished jobs, ${result.errors} errors`,
+      );
     }
     return result;
   }
+
+  private async sweepOne(hold: ExpiredHold): Promise<'released' | 'settledFromFailedJobs' | 'skipped'> {
+    // Unreachable Redis throws here: nothing is released while we cannot see the queue.
+    const job = await this.queue.getJob(hold.requestId);
+    if (job) {
+      const state = await job.getState();
+      if (state !== 'failed' && state !== 'completed') return 'skipped';
+      // failed for good, or completed while we looked: its data settles it (idempotently)
+      await this.billing.settle(job.data as Settlement);
+      return 'settledFromFailedJobs';
+    }
+    const released = await this.billing.settleIfExpired({
+      requestId: hold.requestId,
+      workspaceId: hold.workspaceId,
+      keyId: hold.keyId,
+      model: hold.model,
+      provider: null,
+      promptTokens: 0,
+      completionTokens: 0,
+      costMicros: 0,
+      usageSource: 'none',
+      status: 502,
+      errorCode: 'hold_expired',
+      latencyMs: Math.min(2_147_483_647, Date.now() - hold.createdAt.getTime()),
+      stream: false,
+      createdAt: hold.createdAt.getTime(),
+    });
+    // not expired any more: its live process extended it meanwhile
+    return released ? 'released' : 'skipped';
+  }
+
 }

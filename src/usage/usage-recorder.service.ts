@@ -21,7 +21,15 @@ export class UsageRecorder {
     @InjectQueue(QueueName.Usage) private readonly queue: Queue,
     private readonly billing: BillingRepository,
     private readonly metrics: MetricsService,
-  ) {}
+  ) {
+    // without a listener, every failed reconnect prints a stack; one line per 10 s is enough
+    let last = 0;
+    queue.on('error', (err) => {
+      if (Date.now() - last < 10_000) return;
+      last = Date.now();
+      this.logger.warn(`Settlement queue: ${err.message}`);
+    });
+  }
 
   async record(settlement: Settlement): Promise<void> {
     try {

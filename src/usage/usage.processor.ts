@@ -1,4 +1,4 @@
-import { Processor, WorkerHost } from '@nestjs/bullmq';
+import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { Logger } from '@nestjs/common';
 import { Job } from 'bullmq';
 import type { Settlement } from '../billing/billing.repository';
@@ -16,6 +16,20 @@ export class UsageProcessor extends WorkerHost {
     private readonly sweeper: HoldSweeper,
   ) {
     super();
+  }
+
+  private lastError = 0;
+
+  @OnWorkerEvent('error')
+  onError(err: Error): void {
+    if (Date.now() - this.lastError < 10_000) return;
+    this.lastError = Date.now();
+    this.logger.warn(`Usage worker: ${err.message}`);
+  }
+
+  @OnWorkerEvent('failed')
+  onFailed(job: Job | undefined, err: Error): void {
+    this.logger.warn(`Job ${job?.name} ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`);
   }
 
   async process(job: Job): Promise<unknown> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Response } from 'supertest';
 import { FakeProvider } from '../helpers/fake-provider';
 import { ADMIN_TOKEN, TestGateway } from '../helpers/gateway';
+import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 /**
  * The admin API (CONTRACT §4): workspaces, credits and their ledger, keys (and how fast a key
@@ -46,14 +47,9 @@ describe('admin API', () => {
     g.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model, messages: [{ role: 'user', content: 'hi' }] });
 
   beforeAll(async () => {
-    provider = await FakeProvider.start();
-    gw = await TestGateway.start();
-    for (const id of ['deepseek', 'openai', 'dashscope']) await gw.useProvider(id, provider.url, PROVIDER_KEY);
+    ({ gw, provider } = await startWithFakeProvider({ providers: ['deepseek', 'openai', 'dashscope'], providerKey: PROVIDER_KEY }));
   });
-  afterAll(async () => {
-    await gw?.close();
-    await provider?.close();
-  });
+  afterAll(() => closeAll(gw, provider));
 
   describe('admin token', () => {
     it.each([

@@ -6,6 +6,8 @@ import { reconcile } from '../../src/billing/reconcile';
 import { SettlementBatcher } from '../../src/usage/settlement-batcher';
 import { completion, FakeProvider, sleep } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
+import { costAt, money, usageLog } from '../helpers/ledger';
+import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 // deepseek-v4-flash, micro-USD per 1M tokens (src/catalog/starter-catalog.ts)
 const MODEL = 'deepseek-v4-flash';
@@ -13,9 +15,7 @@ const IN = 270_000;
 const OUT = 1_100_000;
 
 /** CONTRACT §2, written out independently of the implementation. */
-function cost(prompt: number, completionTokens: number): number {
-  return Number((BigInt(prompt) * BigInt(IN) + BigInt(completionTokens) * BigInt(OUT) + 999_999n) / 1_000_000n);
-}
+const cost = costAt(IN, OUT);
 
 function usd(micros: number): string {
   return `$${Math.floor(micros / 1_000_000)}.${String(micros % 1_000_000).padStart(6, '0')}`;
@@ -26,14 +26,9 @@ describe('billing (end to end)', () => {
   let provider: FakeProvider;
 
   beforeAll(async () => {
-    provider = await FakeProvider.start();
-    gw = await TestGateway.start();
-    await gw.useProvider('deepseek', provider.url);
+    ({ gw, provider } = await startWithFakeProvider({ providers: 'deepseek' }));
   });
-  afterAll(async () => {
-    await gw?.close();
-    await provider?.close();
-  });
+  afterAll(() => closeAll(gw, provider));
   beforeEach(() => {
     provider.received.length = 0;
     provider.respond((req) => ({ json: completion(req.body.model) }));
@@ -41,27 +36,6 @@ describe('billing (end to end)', () => {
 
   const chat = (key: string, body: Record<string, unknown>) =>
     gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, ...body });
-
-  async function usageLog(requestId: string, timeoutMs = 10_000): Promise<Record<string, any>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const rows = await gw.db.query('SELECT * FROM usage_logs WHERE request_id = $1', [requestId]);
-      if (rows.length === 1) return rows[0];
-      if (Date.now() > deadline) throw new Error(`no usage log for ${requestId} after ${timeoutMs} ms`);
-      await sleep(25);
-    }
-  }
-
-  async function money(workspaceId: string, keyId: string) {
-    const [ws] = await gw.db.query('SELECT balance_micros, held_micros FROM workspaces WHERE id = $1', [workspaceId]);
-    const [k] = await gw.db.query('SELECT spent_micros, held_micros FROM api_keys WHERE id = $1', [keyId]);
-    return {
-      balance: Number(ws.balance_micros),
-      wsHeld: Number(ws.held_micros),
-      spent: Number(k.spent_micros),
-      keyHeld: Number(k.held_micros),
-    };
-  }
 
   async function charges(workspaceId: string): Promise<Array<Record<string, any>>> {
     return gw.db.query(`SELECT * FROM ledger_entries WHERE workspace_id = $1 AND kind = 'charge' ORDER BY id`, [workspaceId]);
@@ -85,7 +59,7 @@ describe('billing (end to end)', () => {
     expect(res.headers['x-nexo-cost-micros']).toBe(String(expected));
 
     await gw.settled();
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     expect(log).toMatchObject({
       model: MODEL,
       provider: 'deepseek',
@@ -106,7 +80,7 @@ describe('billing (end to end)', () => {
     expect(entries[0].key_id).toBe(keyId);
     expect(Number(entries[0].balance_after_micros)).toBe(credit - expected);
 
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
     const ws = await gw.admin().get(`/admin/workspaces/${workspaceId}`).expect(200);
     expect(ws.body.balance_micros).toBe(credit - expected);
     expect(await reconcile(gw.db)).toEqual([]);
@@ -128,11 +102,11 @@ describe('billing (end to end)', () => {
     const requestId = res.headers['x-request-id'];
 
     await gw.settled();
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     expect(log).toMatchObject({ status: answered, error_code: errorCode, key_id: keyId, model: MODEL, provider: 'deepseek' });
     expect(Number(log.cost_micros)).toBe(0);
     expect(await charges(workspaceId)).toEqual([]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
     expect(await gw.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toEqual([]);
   });
 
@@ -157,12 +131,12 @@ describe('billing (end to end)', () => {
     abort.abort();
     expect(await pending).toBe('aborted');
 
-    const log = await usageLog(hold.request_id);
+    const log = await usageLog(gw, hold.request_id);
     expect(Number(log.cost_micros)).toBe(0);
     expect(log.status).toBeGreaterThanOrEqual(400);
     await gw.settled();
     expect(await charges(workspaceId)).toEqual([]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
   });
 
   it('lists failed requests in the usage logs with their status, error code and request id', async () => {
@@ -173,8 +147,8 @@ describe('billing (end to end)', () => {
     provider.respond((req) => ({ json: completion(req.body.model) }));
     const ok = await chat(key, { messages: [{ role: 'user', content: 'b' }] }).expect(200);
     await gw.settled();
-    await usageLog(failed.headers['x-request-id']);
-    await usageLog(ok.headers['x-request-id']);
+    await usageLog(gw, failed.headers['x-request-id']);
+    await usageLog(gw, ok.headers['x-request-id']);
 
     const page = await gw.admin().get(`/admin/workspaces/${workspaceId}/usage-logs`).expect(200);
     const byId = new Map<string, any>(page.body.data.map((l: any) => [l.request_id, l]));
@@ -200,13 +174,13 @@ describe('billing (end to end)', () => {
     let successes = 0;
     let refusal: any = null;
     for (let i = 0; i < 10 && !refusal; i++) {
-      const before = await money(workspaceId, keyId);
+      const before = await money(gw, workspaceId, keyId);
       const res = await chat(key, { messages, max_tokens: maxTokens });
       if (res.status === 200) {
         expect(budget - before.spent).toBeGreaterThanOrEqual(hold);
         successes++;
         await gw.settled();
-        const after = await money(workspaceId, keyId);
+        const after = await money(gw, workspaceId, keyId);
         expect(after.spent).toBe(before.spent + perRequest);
         expect(after.spent).toBeLessThanOrEqual(budget);
       } else {
@@ -221,7 +195,7 @@ describe('billing (end to end)', () => {
     const left = budget - expectedSuccesses * perRequest;
     expect(refusal.error.message).toContain(`Insufficient key budget. Remaining key budget: ${usd(left)}.`);
 
-    const m = await money(workspaceId, keyId);
+    const m = await money(gw, workspaceId, keyId);
     expect(m.spent).toBe(expectedSuccesses * perRequest);
     expect(m.spent).toBeLessThanOrEqual(budget);
     expect(m.balance).toBe(10_000_000 - m.spent);
@@ -236,7 +210,7 @@ describe('billing (end to end)', () => {
     expect(tooMany.status).toBe(403);
     expect(tooMany.body.error.code).toBe('insufficient_quota');
     await gw.settled();
-    expect((await money(workspaceId, keyId)).spent).toBeLessThanOrEqual(budget);
+    expect((await money(gw, workspaceId, keyId)).spent).toBeLessThanOrEqual(budget);
   });
 
   it('says in the 403 how many completion tokens the balance covers, and that many are accepted', async () => {
@@ -260,7 +234,7 @@ describe('billing (end to end)', () => {
     provider.respond((req) => ({ json: completion(req.body.model, 'short', { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 }) }));
     await chat(key, { messages, max_tokens: affordable }).expect(200);
     await gw.settled();
-    const m = await money(workspaceId, keyId);
+    const m = await money(gw, workspaceId, keyId);
     expect(m.balance).toBe(balance - cost(5, 3));
     expect(m.balance).toBeGreaterThanOrEqual(0);
   });
@@ -291,7 +265,7 @@ describe('billing (end to end)', () => {
     const s1 = settlement(first, 123);
     expect(await repo.settle(s1)).toEqual({ applied: true, chargedMicros: 123 });
     expect(await repo.settle({ ...s1 })).toEqual({ applied: false, chargedMicros: 0 });
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - 123, wsHeld: 0, spent: 123, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 123, wsHeld: 0, spent: 123, keyHeld: 0 });
 
     const second = `req_concurrent_${randomBytes(6).toString('hex')}`;
     expect(await repo.placeHold(second, workspaceId, keyId, MODEL, 700, 900)).toEqual({ outcome: 'held' });
@@ -309,7 +283,7 @@ describe('billing (end to end)', () => {
       const logs = await gw.db.query('SELECT cost_micros FROM usage_logs WHERE request_id = $1', [requestId]);
       expect(logs.map((l: any) => Number(l.cost_micros))).toEqual([charged]);
     }
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - 123 - 456, wsHeld: 0, spent: 123 + 456, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 123 - 456, wsHeld: 0, spent: 123 + 456, keyHeld: 0 });
     expect(await reconcile(gw.db)).toEqual([]);
   });
 
@@ -339,7 +313,7 @@ describe('billing (end to end)', () => {
     expect(entries.map((e: any) => Number(e.amount_micros))).toEqual([-321]);
     const logs = await gw.db.query('SELECT cost_micros FROM usage_logs WHERE request_id = $1', [requestId]);
     expect(logs.map((l: any) => Number(l.cost_micros))).toEqual([321]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - 321, wsHeld: 0, spent: 321, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 321, wsHeld: 0, spent: 321, keyHeld: 0 });
     expect(await reconcile(gw.db)).toEqual([]);
   });
 
@@ -354,7 +328,7 @@ describe('billing (end to end)', () => {
       costMicros: 10_000, usageSource: 'provider', status: 200, errorCode: null, latencyMs: 1, stream: false, createdAt: Date.now(),
     });
     expect(result).toEqual({ applied: true, chargedMicros: 300 });
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - 300, wsHeld: 0, spent: 300, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 300, wsHeld: 0, spent: 300, keyHeld: 0 });
     expect(await reconcile(gw.db)).toEqual([]);
   });
 
@@ -376,10 +350,10 @@ describe('billing (end to end)', () => {
     const res = await chat(key, { messages, max_tokens: maxTokens }).expect(200);
     expect(res.headers['x-nexo-cost-micros']).toBe(String(hold));
     await gw.settled();
-    const log = await usageLog(res.headers['x-request-id']);
+    const log = await usageLog(gw, res.headers['x-request-id']);
     expect(log).toMatchObject({ usage_source: 'hold', prompt_tokens: bound, completion_tokens: maxTokens, status: 200 });
     expect(Number(log.cost_micros)).toBe(hold);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - hold, wsHeld: 0, spent: hold, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - hold, wsHeld: 0, spent: hold, keyHeld: 0 });
     const entries = await charges(workspaceId);
     expect(entries.map((e) => Number(e.amount_micros))).toEqual([-hold]);
   });
@@ -396,7 +370,7 @@ describe('billing (end to end)', () => {
 
     const res = await chat(key, { messages: [{ role: 'user', content: question }] }).expect(200);
     await gw.settled();
-    const log = await usageLog(res.headers['x-request-id']);
+    const log = await usageLog(gw, res.headers['x-request-id']);
     expect(log.usage_source).toBe('tokenizer');
     expect(log.completion_tokens).toBe(countTokens(answer));
     // the content's tokens plus the chat format's few tokens per message and reply
@@ -406,7 +380,7 @@ describe('billing (end to end)', () => {
     expect(expected).toBeGreaterThan(0);
     expect(Number(log.cost_micros)).toBe(expected);
     expect(res.headers['x-nexo-cost-micros']).toBe(String(expected));
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
   });
 
   it('GET /v1/key shows spent, balance and remaining = min(budget left, available)', async () => {

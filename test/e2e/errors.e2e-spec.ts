@@ -4,6 +4,7 @@ import type { Response } from 'supertest';
 import { generateApiKey } from '../../src/keys/api-key-format';
 import { completion, FakeProvider, FakeReply, ReceivedRequest } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
+import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 /**
  * Every error row of CONTRACT §3: status, code, the OpenAI error shape, and the order in which
@@ -91,15 +92,10 @@ describe('errors (CONTRACT §3)', () => {
   }
 
   beforeAll(async () => {
-    provider = await FakeProvider.start();
-    gw = await TestGateway.start();
-    for (const id of ['deepseek', 'openai', 'dashscope']) await gw.useProvider(id, provider.url, PROVIDER_KEY);
+    ({ gw, provider } = await startWithFakeProvider({ providers: ['deepseek', 'openai', 'dashscope'], providerKey: PROVIDER_KEY }));
     ({ key, workspaceId } = await gw.workspaceWithKey());
   });
-  afterAll(async () => {
-    await gw?.close();
-    await provider?.close();
-  });
+  afterAll(() => closeAll(gw, provider));
   beforeEach(() => {
     provider.received.length = 0;
     provider.respond(defaultReply);

@@ -1,94 +1,20 @@
-import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { promptTokenBound } from '../../src/billing/hold-estimate';
-import { completion, FakeProvider, sleep } from '../helpers/fake-provider';
+import { ChildGateway, expectNoDrift, killChildGateways, startChildGateway } from '../helpers/child-gateway';
+import { completion, FakeProvider } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
+import { costAt } from '../helpers/ledger';
+import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 const MODEL = 'deepseek-v4-flash';
-const DIST = join(__dirname, '..', '..', 'dist', 'src');
 const CONCURRENT = 200;
 const MESSAGES = [{ role: 'user', content: 'Summarise the plot of a short novel in a few sentences.' }];
 const MAX_TOKENS = 200;
 
-function cost(prompt: number, completionTokens: number): number {
-  return Number((BigInt(prompt) * 270_000n + BigInt(completionTokens) * 1_100_000n + 999_999n) / 1_000_000n);
-}
+const cost = costAt(270_000, 1_100_000);
 
 /** The most one request can cost, as the gateway holds it. */
 const HOLD = cost(promptTokenBound({ messages: MESSAGES }), MAX_TOKENS);
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function killChild(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  proc.kill('SIGKILL');
-  return exited;
-}
-
-interface Child {
-  proc: ChildProcess;
-  url: string;
-}
-
-/** A real gateway process: `node dist/src/main.js`, ready once /health/ready answers 200. */
-async function startChild(env: Record<string, string>, started: ChildProcess[]): Promise<Child> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [join(DIST, 'main.js')], {
-    env: { ...process.env, ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.push(proc);
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor(
-      'a child gateway to be ready',
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`child exited with ${proc.exitCode}`);
-        const res = await fetch(`${url}/health/ready`);
-        return res.status === 200 ? true : undefined;
-      },
-      30_000,
-    );
-  } catch (err) {
-    await killChild(proc);
-    throw new Error(`${(err as Error).message}\n--- child output ---\n${out}`);
-  }
-  return { proc, url };
-}
-
-function runReconcile(databaseUrl: string): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(DIST, 'cli', 'reconcile.js')],
-      { env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: databaseUrl }, timeout: 30_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: stdout + stderr }),
-    );
-  });
-}
 
 interface Answer {
   status: number;
@@ -100,16 +26,13 @@ interface Answer {
 describe('no overdraw under concurrency across gateway processes', () => {
   let gw: TestGateway;
   let provider: FakeProvider;
-  const started: ChildProcess[] = [];
-  let gateways: Child[] = [];
+  let gateways: ChildGateway[] = [];
   const agent = new Agent({ connections: 512, pipelining: 1, keepAliveTimeout: 10_000 });
 
   beforeAll(async () => {
-    provider = await FakeProvider.start();
     // this in-process gateway owns the database and serves the admin API; the two child
     // processes serve the traffic and run the settlement workers
-    gw = await TestGateway.start({ env: { NEXO_ROLE: 'api' } });
-    await gw.useProvider('deepseek', provider.url);
+    ({ gw, provider } = await startWithFakeProvider({ providers: 'deepseek', gateway: { env: { NEXO_ROLE: 'api' } } }));
     provider.respond((req) => {
       // varying, plausible usage within what was asked for, answered after a small delay
       const max = Number(req.body.max_tokens);
@@ -122,17 +45,13 @@ describe('no overdraw under concurrency across gateway processes', () => {
         delayMs: Math.floor(Math.random() * 40),
       };
     });
-    gateways = await Promise.all([
-      startChild(gw.env({ NEXO_ROLE: 'all' }), started),
-      startChild(gw.env({ NEXO_ROLE: 'all' }), started),
-    ]);
+    gateways = await Promise.all([startChildGateway(gw.env({ NEXO_ROLE: 'all' })), startChildGateway(gw.env({ NEXO_ROLE: 'all' }))]);
   }, 90_000);
 
   afterAll(async () => {
-    await Promise.all(started.map(killChild));
+    await killChildGateways();
     await agent.close();
-    await gw?.close();
-    await provider?.close();
+    await closeAll(gw, provider);
   });
 
   beforeEach(() => {
@@ -229,12 +148,6 @@ describe('no overdraw under concurrency across gateway processes', () => {
     return { balance, ok };
   }
 
-  async function expectNoDrift() {
-    const result = await runReconcile(gw.databaseUrl);
-    expect(result.stdout).toContain('no drift');
-    expect(result.code).toBe(0);
-  }
-
   it('200 concurrent requests at a time over two processes and two keys never spend more than the balance', async () => {
     const credit = 10 * HOLD;
     const { workspaceId, key } = await gw.workspaceWithKey(credit);
@@ -247,7 +160,7 @@ describe('no overdraw under concurrency across gateway processes', () => {
     for (const r of answers.filter((a) => a.status === 403)) {
       expect(r.body.error.message).toMatch(/^Insufficient prepaid balance\. Current balance: \$\d+\.\d{6}\./);
     }
-    await expectNoDrift();
+    await expectNoDrift(gw);
   }, 180_000);
 
   it('a key budget smaller than the balance is never exceeded, whatever the concurrency', async () => {
@@ -268,6 +181,6 @@ describe('no overdraw under concurrency across gateway processes', () => {
     for (const r of answers.filter((a) => a.status === 403)) {
       expect(r.body.error.message).toMatch(/^Insufficient key budget\. Remaining key budget: \$\d+\.\d{6}\./);
     }
-    await expectNoDrift();
+    await expectNoDrift(gw);
   }, 180_000);
 });

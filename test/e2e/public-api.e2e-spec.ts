@@ -1,5 +1,6 @@
 import { completion, FakeHandler, FakeProvider, FakeReply } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
+import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 /**
  * The OpenAI-compatible surface (CONTRACT §3) as the official SDK and plain HTTP clients see it:
@@ -65,14 +66,9 @@ describe('public API', () => {
   }
 
   beforeAll(async () => {
-    provider = await FakeProvider.start();
-    gw = await TestGateway.start();
-    for (const id of ['dashscope', 'openai', 'deepseek']) await gw.useProvider(id, provider.url, PROVIDER_KEY);
+    ({ gw, provider } = await startWithFakeProvider({ providers: ['dashscope', 'openai', 'deepseek'], providerKey: PROVIDER_KEY }));
   });
-  afterAll(async () => {
-    await gw?.close();
-    await provider?.close();
-  });
+  afterAll(() => closeAll(gw, provider));
   beforeEach(() => {
     provider.received.length = 0;
   });

@@ -1,33 +1,21 @@
 import { getQueueToken } from '@nestjs/bullmq';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import Redis from 'ioredis';
-import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { createServer, connect, Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { HoldSweeper } from '../../src/usage/hold-sweeper.service';
 import { QueueName } from '../../src/usage/usage.constants';
+import { ChildGateway, expectNoDrift, killChild, killChildGateways, startChildGateway } from '../helpers/child-gateway';
 import { REDIS_URL, withAdminClient } from '../helpers/databases';
-import { completion, FakeProvider, sleep, streamEvents } from '../helpers/fake-provider';
-import { TestGateway } from '../helpers/gateway';
+import { completion, FakeProvider, streamEvents } from '../helpers/fake-provider';
+import { GatewayOptions, TestGateway } from '../helpers/gateway';
+import { chargesOf, costAt, money, usageLogsOf } from '../helpers/ledger';
+import { startGatewayUsing } from '../helpers/setup';
+import { waitFor } from '../helpers/wait';
 
 const MODEL = 'deepseek-v4-flash';
-const DIST = join(__dirname, '..', '..', 'dist', 'src');
 
-function cost(prompt: number, completionTokens: number): number {
-  return Number((BigInt(prompt) * 270_000n + BigInt(completionTokens) * 1_100_000n + 999_999n) / 1_000_000n);
-}
-
-/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const cost = costAt(270_000, 1_100_000);
 
 /** A TCP proxy that can be cut: every socket destroyed, nothing listening. */
 class TcpProxy {
@@ -71,91 +59,6 @@ class TcpProxy {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface Child {
-  proc: ChildProcess;
-  url: string;
-  output: () => string;
-}
-
-const children = new Set<ChildProcess>();
-
-function killChild(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  proc.kill('SIGKILL');
-  return exited;
-}
-
-/** `node dist/src/main.js` with the given env; resolves once /health/ready answers 200. */
-async function startChild(env: Record<string, string>): Promise<Child> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [join(DIST, 'main.js')], {
-    env: { ...process.env, ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(proc);
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor(
-      'the child gateway to be ready',
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`child exited with ${proc.exitCode}: ${out}`);
-        const res = await fetch(`${url}/health/ready`);
-        return res.status === 200 ? true : undefined;
-      },
-      30_000,
-    );
-  } catch (err) {
-    await killChild(proc);
-    throw new Error(`${(err as Error).message}\n--- child output ---\n${out}`);
-  }
-  return { proc, url, output: () => out };
-}
-
-/** `npm run reconcile` as operators run it: the compiled CLI against DATABASE_URL. */
-function runReconcile(databaseUrl: string): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(DIST, 'cli', 'reconcile.js')],
-      { env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: databaseUrl }, timeout: 30_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: stdout + stderr }),
-    );
-  });
-}
-
-async function expectNoDrift(gw: TestGateway): Promise<void> {
-  const result = await runReconcile(gw.databaseUrl);
-  expect(result.stdout).toContain('no drift');
-  expect(result.code).toBe(0);
-}
-
-async function money(gw: TestGateway, workspaceId: string, keyId: string) {
-  const [ws] = await gw.db.query('SELECT balance_micros, held_micros FROM workspaces WHERE id = $1', [workspaceId]);
-  const [k] = await gw.db.query('SELECT spent_micros, held_micros FROM api_keys WHERE id = $1', [keyId]);
-  return { balance: Number(ws.balance_micros), wsHeld: Number(ws.held_micros), spent: Number(k.spent_micros), keyHeld: Number(k.held_micros) };
-}
-
-async function chargesOf(gw: TestGateway, requestId: string): Promise<number[]> {
-  const rows = await gw.db.query('SELECT amount_micros FROM ledger_entries WHERE reference = $1', [`req:${requestId}`]);
-  return rows.map((r: any) => -Number(r.amount_micros));
-}
-
-async function usageLogsOf(gw: TestGateway, requestId: string): Promise<Array<Record<string, any>>> {
-  return gw.db.query('SELECT * FROM usage_logs WHERE request_id = $1', [requestId]);
-}
-
 const chat = (gw: TestGateway, key: string, body: Record<string, unknown> = {}) =>
   gw
     .http()
@@ -177,9 +80,12 @@ describe('resilience (end to end)', () => {
     provider.respond((req) => ({ json: completion(req.body.model) }));
   });
   afterAll(async () => {
-    await Promise.all([...children].map(killChild));
+    await killChildGateways();
     await provider?.close();
   });
+
+  /** A gateway (its own database) whose deepseek provider is the fake one. */
+  const gatewayOnFake = (gateway: GatewayOptions) => startGatewayUsing(provider, { providers: 'deepseek', gateway });
 
   it('settles synchronously in PostgreSQL when Redis cannot take the settlement job', async () => {
     const redis = new URL(REDIS_URL);
@@ -188,8 +94,7 @@ describe('resilience (end to end)', () => {
     let gw: TestGateway | undefined;
     let quiet: jest.SpyInstance | undefined;
     try {
-      gw = await TestGateway.start({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, ...NO_SCHEDULED_SWEEP } });
-      await gw.useProvider('deepseek', provider.url);
+      gw = await gatewayOnFake({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, ...NO_SCHEDULED_SWEEP } });
       const credit = 1_000_000;
       const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
       const perRequest = cost(12, 34);
@@ -243,15 +148,14 @@ describe('resilience (end to end)', () => {
   });
 
   it('releases the hold of a gateway process killed between placing it and settling', async () => {
-    const gw = await TestGateway.start({ env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } });
-    let child: Child | undefined;
+    const gw = await gatewayOnFake({ env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } });
+    let child: ChildGateway | undefined;
     try {
-      await gw.useProvider('deepseek', provider.url);
       const credit = 1_000_000;
       const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
       provider.respond((req) => ({ json: completion(req.body.model), delayMs: 5_000 }));
 
-      child = await startChild(gw.env({ NEXO_ROLE: 'api', HOLD_TTL_SECONDS: '1' }));
+      child = await startChildGateway(gw.env({ NEXO_ROLE: 'api', HOLD_TTL_SECONDS: '1' }));
       const pending = fetch(`${child.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -277,7 +181,7 @@ describe('resilience (end to end)', () => {
         return row.n === 1 ? true : undefined;
       });
       const result = await gw.app.get(HoldSweeper).sweep();
-      expect(result).toEqual({ released: 1, settledFromFailedJobs: 0, skipped: 0 });
+      expect(result).toEqual({ released: 1, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
 
       expect(await gw.db.query('SELECT 1 FROM holds')).toEqual([]);
       expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
@@ -295,10 +199,9 @@ describe('resilience (end to end)', () => {
 
   it('leaves an expired hold whose settlement job is still queued to that job, which charges once', async () => {
     // an API-only gateway: settlement jobs wait in Redis, no worker takes them
-    const api = await TestGateway.start({ env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } });
+    const api = await gatewayOnFake({ env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } });
     let worker: TestGateway | undefined;
     try {
-      await api.useProvider('deepseek', provider.url);
       const credit = 1_000_000;
       const { workspaceId, key, keyId } = await api.workspaceWithKey(credit);
       const res = await chat(api, key).expect(200);
@@ -313,7 +216,7 @@ describe('resilience (end to end)', () => {
       expect(hold).toBeDefined();
 
       await api.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE request_id = $1`, [requestId]);
-      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 1 });
+      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 1, errors: 0 });
       expect(await api.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toHaveLength(1);
       expect(await usageLogsOf(api, requestId)).toEqual([]);
       expect(await money(api, workspaceId, keyId)).toEqual({ balance: credit, wsHeld: Number(hold.amount_micros), spent: 0, keyHeld: Number(hold.amount_micros) });
@@ -327,7 +230,7 @@ describe('resilience (end to end)', () => {
       expect(logs[0]).toMatchObject({ status: 200, error_code: null, usage_source: 'provider' });
       expect(Number(logs[0].cost_micros)).toBe(perRequest);
       expect(await money(api, workspaceId, keyId)).toEqual({ balance: credit - perRequest, wsHeld: 0, spent: perRequest, keyHeld: 0 });
-      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0 });
+      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
       expect(await chargesOf(api, requestId)).toEqual([perRequest]);
       await expectNoDrift(api);
     } finally {
@@ -337,12 +240,11 @@ describe('resilience (end to end)', () => {
   });
 
   it('settles an expired hold whose settlement job failed for good from the job data, once', async () => {
-    const api = await TestGateway.start({ env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } });
+    const api = await gatewayOnFake({ env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } });
     const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     // stands in for a worker that gave up on the job (its retries exhausted)
     const giveUp = new Worker(QueueName.Usage, null, { connection, prefix: `${api.redisPrefix}:bull`, autorun: false });
     try {
-      await api.useProvider('deepseek', provider.url);
       const credit = 1_000_000;
       const { workspaceId, key, keyId } = await api.workspaceWithKey(credit);
       const res = await chat(api, key).expect(200);
@@ -359,8 +261,8 @@ describe('resilience (end to end)', () => {
 
       await api.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE request_id = $1`, [requestId]);
       const sweeper = api.app.get(HoldSweeper);
-      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 1, skipped: 0 });
-      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0 });
+      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 1, skipped: 0, errors: 0 });
+      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
 
       expect(await chargesOf(api, requestId)).toEqual([perRequest]);
       const logs = await usageLogsOf(api, requestId);
@@ -376,9 +278,8 @@ describe('resilience (end to end)', () => {
   });
 
   it('keeps the hold of a request that is still streaming past the hold TTL, and charges it', async () => {
-    const gw = await TestGateway.start({ env: { HOLD_TTL_SECONDS: '1', ...NO_SCHEDULED_SWEEP } });
+    const gw = await gatewayOnFake({ env: { HOLD_TTL_SECONDS: '1', ...NO_SCHEDULED_SWEEP } });
     try {
-      await gw.useProvider('deepseek', provider.url);
       const credit = 1_000_000;
       const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
       const words = Array.from({ length: 12 }, (_, i) => ` word${i}`);
@@ -404,7 +305,7 @@ describe('resilience (end to end)', () => {
         return row?.past === true ? true : undefined;
       });
       const swept = await gw.app.get(HoldSweeper).sweep();
-      expect(swept).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0 });
+      expect(swept).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
       expect(await gw.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toHaveLength(1);
 
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) text += next.value.choices[0]?.delta?.content ?? '';
@@ -423,7 +324,7 @@ describe('resilience (end to end)', () => {
   });
 
   it('fails closed when the hold store is unreachable: 503, nothing sent to the provider', async () => {
-    const gw = await TestGateway.start({ env: NO_SCHEDULED_SWEEP });
+    const gw = await gatewayOnFake({ env: NO_SCHEDULED_SWEEP });
     let blocked = false;
     const allowConnections = (allow: boolean) =>
       withAdminClient(async (c) => {
@@ -431,7 +332,6 @@ describe('resilience (end to end)', () => {
         if (!allow) await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [gw.databaseName]);
       });
     try {
-      await gw.useProvider('deepseek', provider.url);
       const credit = 1_000_000;
       const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
       await chat(gw, key).expect(200); // key and catalog are now cached in the process

@@ -1,19 +1,15 @@
 import { FakeProvider } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
+import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 describe('gateway smoke', () => {
   let gw: TestGateway;
   let provider: FakeProvider;
 
   beforeAll(async () => {
-    provider = await FakeProvider.start();
-    gw = await TestGateway.start();
-    await gw.useProvider('deepseek', provider.url);
+    ({ gw, provider } = await startWithFakeProvider({ providers: 'deepseek' }));
   });
-  afterAll(async () => {
-    await gw.close();
-    await provider.close();
-  });
+  afterAll(() => closeAll(gw, provider));
 
   it('completes a chat through the OpenAI SDK and settles its cost', async () => {
     const { key } = await gw.workspaceWithKey();

@@ -1,8 +1,11 @@
 import { countTokens } from 'gpt-tokenizer';
+import type OpenAI from 'openai';
 import { promptTokenBound } from '../../src/billing/hold-estimate';
 import { reconcile } from '../../src/billing/reconcile';
-import { FakeProvider, sleep, streamEvents } from '../helpers/fake-provider';
+import { FakeProvider, streamEvents } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
+import { chargesOf, costAt, money, usageLog } from '../helpers/ledger';
+import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 // Qwen/Qwen-Plus is served upstream as `qwen-plus`, so a relayed chunk shows whose id it carries.
 const MODEL = 'Qwen/Qwen-Plus';
@@ -10,9 +13,7 @@ const UPSTREAM_MODEL = 'qwen-plus';
 const IN = 400_000;
 const OUT = 1_200_000;
 
-function cost(prompt: number, completionTokens: number): number {
-  return Number((BigInt(prompt) * BigInt(IN) + BigInt(completionTokens) * BigInt(OUT) + 999_999n) / 1_000_000n);
-}
+const cost = costAt(IN, OUT);
 
 const WORDS = ['Once', ' upon', ' a', ' time', ',', ' a', ' gateway', ' counted', ' every', ' token', ' it', ' relayed', '.'];
 
@@ -21,37 +22,20 @@ describe('streaming (end to end, official openai SDK)', () => {
   let provider: FakeProvider;
 
   beforeAll(async () => {
-    provider = await FakeProvider.start();
-    gw = await TestGateway.start();
-    await gw.useProvider('dashscope', provider.url);
+    ({ gw, provider } = await startWithFakeProvider({ providers: 'dashscope' }));
   });
-  afterAll(async () => {
-    await gw?.close();
-    await provider?.close();
-  });
+  afterAll(() => closeAll(gw, provider));
   beforeEach(() => {
     provider.received.length = 0;
   });
 
-  async function usageLog(requestId: string, timeoutMs = 10_000): Promise<Record<string, any>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const rows = await gw.db.query('SELECT * FROM usage_logs WHERE request_id = $1', [requestId]);
-      if (rows.length === 1) return rows[0];
-      if (Date.now() > deadline) throw new Error(`no usage log for ${requestId} after ${timeoutMs} ms`);
-      await sleep(25);
-    }
-  }
-
-  async function money(workspaceId: string, keyId: string) {
-    const [ws] = await gw.db.query('SELECT balance_micros, held_micros FROM workspaces WHERE id = $1', [workspaceId]);
-    const [k] = await gw.db.query('SELECT spent_micros, held_micros FROM api_keys WHERE id = $1', [keyId]);
-    return { balance: Number(ws.balance_micros), wsHeld: Number(ws.held_micros), spent: Number(k.spent_micros), keyHeld: Number(k.held_micros) };
-  }
-
-  async function charged(requestId: string): Promise<number[]> {
-    const rows = await gw.db.query('SELECT amount_micros FROM ledger_entries WHERE reference = $1', [`req:${requestId}`]);
-    return rows.map((r: any) => -Number(r.amount_micros));
+  /** A chat stream of MODEL through the official SDK, and the x-request-id the gateway answered with. */
+  async function openStream(key: string, params: Omit<OpenAI.Chat.ChatCompletionCreateParamsStreaming, 'model' | 'stream'>) {
+    const { data: stream, response } = await gw
+      .openai(key)
+      .chat.completions.create({ model: MODEL, ...params, stream: true })
+      .withResponse();
+    return { stream, requestId: response.headers.get('x-request-id')! };
   }
 
   it('relays chunks with the public model id, asks the provider for usage, and hides it from a client that did not ask', async () => {
@@ -60,11 +44,7 @@ describe('streaming (end to end, official openai SDK)', () => {
     const usage = { prompt_tokens: 9, completion_tokens: 13, total_tokens: 22 };
     provider.respond((req) => ({ events: streamEvents(req.body.model, WORDS, usage) }));
 
-    const { data: stream, response } = await gw
-      .openai(key)
-      .chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Tell me a story' }], stream: true })
-      .withResponse();
-    const requestId = response.headers.get('x-request-id')!;
+    const { stream, requestId } = await openStream(key, { messages: [{ role: 'user', content: 'Tell me a story' }] });
     expect(requestId).toMatch(/^req_/);
     let text = '';
     let chunks = 0;
@@ -84,7 +64,7 @@ describe('streaming (end to end, official openai SDK)', () => {
     expect(sent.stream_options).toEqual({ include_usage: true });
 
     await gw.settled();
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     const expected = cost(9, 13);
     expect(log).toMatchObject({
       status: 200,
@@ -97,8 +77,8 @@ describe('streaming (end to end, official openai SDK)', () => {
       provider: 'dashscope',
     });
     expect(Number(log.cost_micros)).toBe(expected);
-    expect(await charged(requestId)).toEqual([expected]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
+    expect(await chargesOf(gw, requestId)).toEqual([expected]);
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
   });
 
   it('forwards the usage chunk when the client asked for it, and charges the provider final usage', async () => {
@@ -107,16 +87,10 @@ describe('streaming (end to end, official openai SDK)', () => {
     const usage = { prompt_tokens: 21, completion_tokens: 17, total_tokens: 38 };
     provider.respond((req) => ({ events: streamEvents(req.body.model, WORDS, usage) }));
 
-    const { data: stream, response } = await gw
-      .openai(key)
-      .chat.completions.create({
-        model: MODEL,
-        messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Tell me a story' }],
-        stream: true,
-        stream_options: { include_usage: true },
-      })
-      .withResponse();
-    const requestId = response.headers.get('x-request-id')!;
+    const { stream, requestId } = await openStream(key, {
+      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Tell me a story' }],
+      stream_options: { include_usage: true },
+    });
     const usages: unknown[] = [];
     for await (const chunk of stream) {
       expect(chunk.model).toBe(MODEL);
@@ -127,39 +101,30 @@ describe('streaming (end to end, official openai SDK)', () => {
 
     await gw.settled();
     const expected = cost(21, 17);
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     expect(log).toMatchObject({ usage_source: 'provider', prompt_tokens: 21, completion_tokens: 17, error_code: null, stream: true });
     expect(Number(log.cost_micros)).toBe(expected);
-    expect(await charged(requestId)).toEqual([expected]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
+    expect(await chargesOf(gw, requestId)).toEqual([expected]);
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
   });
 
   it('counts a complete stream without usage with a real tokenizer', async () => {
     const credit = 5_000_000;
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
     provider.respond((req) => ({ events: streamEvents(req.body.model, WORDS, null) }));
-    const { data: stream, response } = await gw
-      .openai(key)
-      .chat.completions.create({
-        model: MODEL,
-        messages: [{ role: 'user', content: 'Tell me a story' }],
-        stream: true,
-        stream_options: { include_usage: true },
-      })
-      .withResponse();
-    const requestId = response.headers.get('x-request-id')!;
+    const { stream, requestId } = await openStream(key, { messages: [{ role: 'user', content: 'Tell me a story' }], stream_options: { include_usage: true } });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
     expect(text).toBe(WORDS.join(''));
 
     await gw.settled();
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     expect(log).toMatchObject({ status: 200, error_code: null, usage_source: 'tokenizer', completion_tokens: countTokens(WORDS.join('')) });
     expect(log.prompt_tokens).toBeGreaterThanOrEqual(countTokens('Tell me a story'));
     const expected = cost(log.prompt_tokens, log.completion_tokens);
     expect(Number(log.cost_micros)).toBe(expected);
-    expect(await charged(requestId)).toEqual([expected]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
+    expect(await chargesOf(gw, requestId)).toEqual([expected]);
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
   });
 
   it('charges a stream the client aborts for its prompt and the tokens produced', async () => {
@@ -173,11 +138,7 @@ describe('streaming (end to end, official openai SDK)', () => {
       eventGapMs: 150,
     }));
 
-    const { data: stream, response } = await gw
-      .openai(key)
-      .chat.completions.create({ model: MODEL, messages, max_tokens: maxTokens, stream: true })
-      .withResponse();
-    const requestId = response.headers.get('x-request-id')!;
+    const { stream, requestId } = await openStream(key, { messages, max_tokens: maxTokens });
     let received = 0;
     for await (const chunk of stream) {
       expect(chunk.model).toBe(MODEL);
@@ -186,7 +147,7 @@ describe('streaming (end to end, official openai SDK)', () => {
     }
     expect(received).toBe(2);
 
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     expect(log).toMatchObject({ status: 200, error_code: 'client_disconnected', usage_source: 'tokenizer', stream: true });
     // the prompt, by the tokenizer, and what was produced before the client left (not the whole story)
     expect(log.prompt_tokens).toBeGreaterThanOrEqual(countTokens(messages[0].content));
@@ -198,8 +159,8 @@ describe('streaming (end to end, official openai SDK)', () => {
     expect(expected).toBeLessThanOrEqual(hold);
 
     await gw.settled();
-    expect(await charged(requestId)).toEqual([expected]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
+    expect(await chargesOf(gw, requestId)).toEqual([expected]);
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
     expect(await reconcile(gw.db)).toEqual([]);
   });
 
@@ -217,11 +178,7 @@ describe('streaming (end to end, official openai SDK)', () => {
       cut: true,
     }));
 
-    const { data: stream, response } = await gw
-      .openai(key)
-      .chat.completions.create({ model: MODEL, messages, max_tokens: maxTokens, stream: true })
-      .withResponse();
-    const requestId = response.headers.get('x-request-id')!;
+    const { stream, requestId } = await openStream(key, { messages, max_tokens: maxTokens });
     let text = '';
     try {
       for await (const chunk of stream) {
@@ -234,7 +191,7 @@ describe('streaming (end to end, official openai SDK)', () => {
     expect(text).toBe(produced.join(''));
 
     await gw.settled();
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     expect(log).toMatchObject({ status: 200, error_code: 'upstream_interrupted', usage_source: 'tokenizer', stream: true });
     expect(log.completion_tokens).toBe(countTokens(produced.join('')));
     expect(log.prompt_tokens).toBeGreaterThanOrEqual(countTokens(messages[0].content));
@@ -242,8 +199,8 @@ describe('streaming (end to end, official openai SDK)', () => {
     expect(Number(log.cost_micros)).toBe(expected);
     expect(expected).toBeGreaterThan(0);
     expect(expected).toBeLessThanOrEqual(hold);
-    expect(await charged(requestId)).toEqual([expected]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
+    expect(await chargesOf(gw, requestId)).toEqual([expected]);
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - expected, wsHeld: 0, spent: expected, keyHeld: 0 });
   });
 
   it('costs nothing when the provider refuses a stream before any output', async () => {
@@ -257,10 +214,10 @@ describe('streaming (end to end, official openai SDK)', () => {
     expect(err?.status).toBe(502);
     const requestId = err.headers.get('x-request-id');
     await gw.settled();
-    const log = await usageLog(requestId);
+    const log = await usageLog(gw, requestId);
     expect(log).toMatchObject({ status: 502, error_code: 'gateway_error', stream: true });
     expect(Number(log.cost_micros)).toBe(0);
-    expect(await charged(requestId)).toEqual([]);
-    expect(await money(workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
+    expect(await chargesOf(gw, requestId)).toEqual([]);
+    expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
   });
 });

@@ -25,8 +25,9 @@ export interface FakeReply {
   eventGapMs?: number;
   /** Raw text body (e.g. broken JSON). */
   raw?: string;
-  /** A raw body written in these pieces, 20 ms apart (e.g. split inside a UTF-8 character). */
+  /** A raw body written in these pieces, `pieceGapMs` (default 20) apart (e.g. split inside a UTF-8 character). */
   pieces?: Buffer[];
+  pieceGapMs?: number;
 }
 
 export type FakeHandler = (req: ReceivedRequest) => FakeReply | Promise<FakeReply>;
@@ -127,8 +128,9 @@ export class FakeProvider {
     if (reply.pieces) {
       res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
       for (const piece of reply.pieces) {
+        if (res.destroyed) return;
         res.write(piece);
-        await sleep(20);
+        await sleep(reply.pieceGapMs ?? 20);
       }
       res.end();
       return;

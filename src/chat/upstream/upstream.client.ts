@@ -59,7 +59,7 @@ export class UpstreamClient implements OnApplicationShutdown {
       const text = await res.body.text().catch(() => '');
       throw this.mapError(provider, res.statusCode, text, res.headers['retry-after']);
     } catch (err) {
-      throw this.mapThrown(provider, err);
+      throw this.failure(provider, err);
     }
   }
 
@@ -81,7 +81,8 @@ export class UpstreamClient implements OnApplicationShutdown {
     return new GatewayError(502, `The upstream provider failed (HTTP ${status}).`);
   }
 
-  private mapThrown(provider: ResolvedProvider, err: unknown): ApiError {
+  /** A thrown transport error (or the client's abort) as the answer the client gets. */
+  failure(provider: ResolvedProvider, err: unknown): ApiError {
     if (err instanceof ApiError) return err;
     if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) {
       return new GatewayError(504, 'The upstream provider did not answer in time.');
