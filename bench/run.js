@@ -14,7 +14,6 @@
 // BENCH_PROFILE=<dir> (CPU profile of the gateway).
 'use strict';
 const { spawn } = require('node:child_process');
-const { createServer } = require('node:http');
 const { randomBytes } = require('node:crypto');
 const { join } = require('node:path');
 const { Client } = require('pg');
@@ -32,24 +31,33 @@ const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const ms = (n) => `${n.toFixed(3)} ms`;
 
+// The fake provider runs in a process of its own, as a real provider would: the direct path
+// then pays the same cross-process hop the gateway's upstream call pays.
+const FAKE_PROVIDER = `
+const { createServer } = require('node:http');
+const body = JSON.stringify({
+  id: 'chatcmpl-bench', object: 'chat.completion', created: 1, model: 'deepseek-v4-flash',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 20, completion_tokens: 2, total_tokens: 22 },
+});
+const server = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+});
+server.keepAliveTimeout = 60000;
+server.listen(0, '127.0.0.1', () => process.send(server.address().port));
+process.on('disconnect', () => process.exit(0));
+`;
+
 function fakeProvider() {
-  const body = JSON.stringify({
-    id: 'chatcmpl-bench',
-    object: 'chat.completion',
-    created: 1,
-    model: 'deepseek-v4-flash',
-    choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-    usage: { prompt_tokens: 20, completion_tokens: 2, total_tokens: 22 },
+  const child = spawn(process.execPath, ['-e', FAKE_PROVIDER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (port) => resolve({ port, close: () => child.kill('SIGTERM') }));
+    child.once('exit', (code) => reject(new Error(`fake provider exited with ${code}`)));
   });
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
 async function load(origin, path, headers, payload, count, concurrency) {
@@ -99,7 +107,7 @@ async function api(url, method, path, body) {
 
 async function benchOverhead(dbUrl, prefix) {
   const provider = await fakeProvider();
-  const providerUrl = `http://127.0.0.1:${provider.address().port}`;
+  const providerUrl = `http://127.0.0.1:${provider.port}`;
   const port = 20000 + Math.floor(Math.random() * 20000);
   // BENCH_PROFILE=dir writes a V8 CPU profile of the gateway there
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
@@ -128,7 +136,6 @@ async function benchOverhead(dbUrl, prefix) {
     gateway.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     provider.close();
-    provider.closeAllConnections?.();
   }
 }
 
