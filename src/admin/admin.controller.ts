@@ -12,7 +12,7 @@ import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto } from '.
 import { KeysService } from '../keys/keys.service';
 import { UsageLogPageDto, UsageLogQueryDto } from '../usage/usage.dto';
 import { UsageService } from '../usage/usage.service';
-import { WorkspaceCreateDto, WorkspaceDto } from '../workspaces/workspaces.dto';
+import { WorkspaceCreateDto, WorkspaceDto, WorkspaceUpdateDto } from '../workspaces/workspaces.dto';
 import { WorkspacesService } from '../workspaces/workspaces.service';
 
 @ApiTags('Admin API')
@@ -38,6 +38,13 @@ export class AdminController {
   @ApiOkResponse({ type: WorkspaceDto })
   getWorkspace(@Param('id', WorkspaceId) id: string): Promise<WorkspaceDto> {
     return this.workspaces.get(id);
+  }
+
+  @Patch('workspaces/:id')
+  @ApiOperation({ summary: 'Rename a workspace or change the rate limits of its keys without their own' })
+  @ApiOkResponse({ type: WorkspaceDto })
+  updateWorkspace(@Param('id', WorkspaceId) id: string, @Body() dto: WorkspaceUpdateDto): Promise<WorkspaceDto> {
+    return this.workspaces.update(id, dto);
   }
 
   @Post('workspaces/:id/credits')

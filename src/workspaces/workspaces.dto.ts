@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, PartialType } from '@nestjs/swagger';
 import { IsString, Length } from 'class-validator';
 import { MAX_RPM, MAX_TPM, OptionalNullableInt } from '../common/validation-decorators';
 
@@ -14,6 +14,9 @@ export class WorkspaceCreateDto {
   @OptionalNullableInt(1, MAX_TPM, 'Tokens per minute for keys without their own limit')
   tpm_limit?: number | null;
 }
+
+/** Any of the creation fields; limits apply to keys without limits of their own. */
+export class WorkspaceUpdateDto extends PartialType(WorkspaceCreateDto) {}
 
 export class WorkspaceDto {
   @ApiProperty() id: string;

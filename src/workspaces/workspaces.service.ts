@@ -3,17 +3,36 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { NotFoundError } from '../common/errors/api-error';
 import { WorkspaceEntity } from './workspace.entity';
-import { WorkspaceCreateDto, WorkspaceDto } from './workspaces.dto';
+import { RedisService } from '../redis/redis.service';
+import { WorkspaceCreateDto, WorkspaceDto, WorkspaceUpdateDto } from './workspaces.dto';
 
 @Injectable()
 export class WorkspacesService {
-  constructor(@InjectRepository(WorkspaceEntity) private readonly workspaces: Repository<WorkspaceEntity>) {}
+  constructor(
+    @InjectRepository(WorkspaceEntity) private readonly workspaces: Repository<WorkspaceEntity>,
+    private readonly redis: RedisService,
+  ) {}
 
   async create(dto: WorkspaceCreateDto): Promise<WorkspaceDto> {
     const saved = await this.workspaces.save(
       this.workspaces.create({ name: dto.name, rpmLimit: dto.rpm_limit ?? null, tpmLimit: dto.tpm_limit ?? null }),
     );
     return this.get(saved.id);
+  }
+
+  /** Name and limits only: balances change through the ledger, never here. */
+  async update(id: string, dto: WorkspaceUpdateDto): Promise<WorkspaceDto> {
+    const changes: Partial<WorkspaceEntity> = {};
+    if (dto.name !== undefined) changes.name = dto.name;
+    if (dto.rpm_limit !== undefined) changes.rpmLimit = dto.rpm_limit;
+    if (dto.tpm_limit !== undefined) changes.tpmLimit = dto.tpm_limit;
+    if (Object.keys(changes).length > 0) {
+      const result = await this.workspaces.update({ id }, changes);
+      if (!result.affected) throw new NotFoundError(`Workspace '${id}' not found.`);
+      // keys cache their workspace's limits in every gateway process
+      await this.redis.publishInvalidation(`workspace:${id}`);
+    }
+    return this.get(id);
   }
 
   async get(id: string): Promise<WorkspaceDto> {

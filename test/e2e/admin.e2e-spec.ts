@@ -375,6 +375,29 @@ describe('admin API', () => {
       expectErrorShape(await chat(gw2, key), 401, 'invalid_api_key');
     });
 
+    it('a workspace rate limit set on one gateway applies to its keys on the other within 1 s', async () => {
+      const { key, workspaceId } = await gw.workspaceWithKey();
+      await chat(gw2, key).expect(200);
+      await chat(gw2, key).expect(200);
+      const started = Date.now();
+      const updated = await gw.admin().patch(`/admin/workspaces/${workspaceId}`).send({ rpm_limit: 1, name: 'limited' }).expect(200);
+      expect(updated.body).toMatchObject({ id: workspaceId, name: 'limited', rpm_limit: 1, tpm_limit: null });
+      // the first request of the window may pass, the next ones must not
+      await eventually(async () => (await chat(gw2, key)).status === 429, 3_000, 10);
+      expect(Date.now() - started).toBeLessThan(1_000);
+      const refused = await chat(gw2, key);
+      expectErrorShape(refused, 429, 'rate_limit_exceeded');
+      expect(refused.body.error.type).toBe('requests');
+    });
+
+    it('PATCH /admin/workspaces never changes a balance and refuses unknown fields', async () => {
+      const workspaceId = await createWorkspace();
+      expectErrorShape(await gw.admin().patch(`/admin/workspaces/${workspaceId}`).send({ balance_micros: 1_000_000 }), 400, 'invalid_request_error');
+      expectErrorShape(await gw.admin().patch(`/admin/workspaces/${workspaceId}`).send({ rpm_limit: 0 }), 400, 'invalid_request_error');
+      expectErrorShape(await gw.admin().patch('/admin/workspaces/00000000-0000-0000-0000-000000000000').send({ name: 'x' }), 404, 'not_found');
+      expect(await balance(workspaceId)).toBe(0);
+    });
+
     it('a scope change on one gateway reaches the other within 1 s', async () => {
       const { key, keyId } = await gw.workspaceWithKey();
       await chat(gw2, key, 'gpt-4o-mini').expect(200);
