@@ -2,6 +2,7 @@ import { costMicros, formatUsd } from '../../src/common/money';
 import { affordableCompletionTokens, holdEstimate, promptTokenBound } from '../../src/billing/hold-estimate';
 import { countPromptTokens } from '../../src/chat/token-count';
 import { readUsage } from '../../src/chat/usage-report';
+import { retryAfterSeconds } from '../../src/chat/upstream/upstream.client';
 
 describe('costMicros', () => {
   it('applies ceil((prompt * input + completion * output) / 1e6)', () => {
@@ -90,5 +91,22 @@ describe('readUsage', () => {
     ['lots'],
   ])('flags implausible usage %j', (usage) => {
     expect(readUsage(usage, bounds)).toBe('implausible');
+  });
+});
+
+describe('retryAfterSeconds', () => {
+  const now = Date.parse('2026-11-25T12:00:00Z');
+
+  it('passes whole seconds on and converts HTTP dates', () => {
+    expect(retryAfterSeconds('7', now)).toBe(7);
+    expect(retryAfterSeconds(['12'], now)).toBe(12);
+    expect(retryAfterSeconds('Wed, 25 Nov 2026 12:00:30 GMT', now)).toBe(30);
+  });
+
+  it('falls back to 1 second for missing, past or unreadable values', () => {
+    expect(retryAfterSeconds(undefined, now)).toBe(1);
+    expect(retryAfterSeconds('0', now)).toBe(1);
+    expect(retryAfterSeconds('Wed, 25 Nov 2026 11:00:00 GMT', now)).toBe(1);
+    expect(retryAfterSeconds('soon', now)).toBe(1);
   });
 });

@@ -74,8 +74,9 @@ export class UpstreamClient implements OnApplicationShutdown {
       return new GatewayError(502, 'The upstream provider rejected the gateway credentials. The operator has been notified.');
     }
     if (status === 429) {
-      const seconds = typeof retryAfter === 'string' && /^\d{1,6}$/.test(retryAfter) ? retryAfter : '1';
-      return new GatewayError(503, 'The upstream provider is rate limiting requests. Retry shortly.', { 'retry-after': seconds });
+      return new GatewayError(503, 'The upstream provider is rate limiting requests. Retry shortly.', {
+        'retry-after': String(retryAfterSeconds(retryAfter)),
+      });
     }
     if (status === 408) return new GatewayError(504, 'The upstream provider timed out.');
     return new GatewayError(502, `The upstream provider failed (HTTP ${status}).`);
@@ -97,6 +98,15 @@ export class UpstreamClient implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     await this.agent.close().catch(() => undefined);
   }
+}
+
+/** A provider's Retry-After (seconds or an HTTP date) as whole seconds, at least 1. */
+export function retryAfterSeconds(value: string | string[] | undefined, now = Date.now()): number {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return 1;
+  if (/^\d{1,6}$/.test(text.trim())) return Math.max(1, Number(text.trim()));
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? 1 : Math.min(86_400, Math.max(1, Math.ceil((date - now) / 1000)));
 }
 
 /** The provider's own error message, when its body has one (OpenAI shape or a bare string). */
