@@ -79,10 +79,12 @@ export class BillingRepository {
     amount: number,
     ttlSeconds: number,
   ): Promise<HoldOutcome> {
-    const { rows } = await this.pool.query<{ outcome: string; workspace_available: string | null; key_remaining: string | null }>(
-      'SELECT * FROM nexo_place_hold($1, $2, $3, $4, $5, $6)',
-      [requestId, workspaceId, keyId, amount, ttlSeconds, model],
-    );
+    // named: each pooled connection parses and plans it once
+    const { rows } = await this.pool.query<{ outcome: string; workspace_available: string | null; key_remaining: string | null }>({
+      name: 'nexo_place_hold',
+      text: 'SELECT * FROM nexo_place_hold($1, $2, $3, $4, $5, $6)',
+      values: [requestId, workspaceId, keyId, amount, ttlSeconds, model],
+    });
     const row = rows[0];
     if (row.outcome === 'held') return { outcome: 'held' };
     const availableMicros = Number(row.workspace_available ?? 0);
@@ -96,7 +98,7 @@ export class BillingRepository {
    * settlement finds nothing to charge; the usage log's unique request id keeps one record.
    */
   async settle(s: Settlement): Promise<SettleResult> {
-    const { rows } = await this.pool.query<SettleRow>(SETTLE_SQL, settleParams(s));
+    const { rows } = await this.pool.query<SettleRow>({ name: 'nexo_settle', text: SETTLE_SQL, values: settleParams(s) });
     return { applied: rows[0].applied, chargedMicros: Number(rows[0].charged) };
   }
 
