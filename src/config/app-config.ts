@@ -82,12 +82,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     webhookSecret: vars.STRIPE_WEBHOOK_SECRET || null,
     apiBase: vars.STRIPE_API_BASE || null,
   };
-  config.upstreamTimeoutMs = vars.UPSTREAM_TIMEOUT_MS ? Number(vars.UPSTREAM_TIMEOUT_MS) : 120_000;
-  config.holdTtlSeconds = vars.HOLD_TTL_SECONDS ? Number(vars.HOLD_TTL_SECONDS) : 900;
-  config.sweepIntervalMs = vars.SWEEP_INTERVAL_MS ? Number(vars.SWEEP_INTERVAL_MS) : 30_000;
+  config.upstreamTimeoutMs = wholeNumber('UPSTREAM_TIMEOUT_MS', vars.UPSTREAM_TIMEOUT_MS, 120_000, 1, 3_600_000);
+  config.holdTtlSeconds = wholeNumber('HOLD_TTL_SECONDS', vars.HOLD_TTL_SECONDS, 120, 1, 86_400);
+  config.sweepIntervalMs = wholeNumber('SWEEP_INTERVAL_MS', vars.SWEEP_INTERVAL_MS, 30_000, 100, 86_400_000);
   config.seedDemo = !isProduction && vars.NEXO_SEED_DEMO !== 'false';
   config.providerOverrides = readProviderOverrides(env);
   return config;
+}
+
+function wholeNumber(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (!value) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`Invalid configuration: ${name} must be a whole number from ${min} to ${max}`);
+  return n;
 }
 
 function readProviderOverrides(env: NodeJS.ProcessEnv): Record<string, ProviderOverride> {

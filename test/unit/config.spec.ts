@@ -22,6 +22,9 @@ describe('loadConfig', () => {
     [{ NEXO_ENCRYPTION_KEY: 'not-base64!' }, 'NEXO_ENCRYPTION_KEY'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
     [{ PROVIDER_DEEPSEEK_BASE_URL: 'ftp://x' }, 'PROVIDER_DEEPSEEK_BASE_URL'],
+    [{ HOLD_TTL_SECONDS: '0' }, 'HOLD_TTL_SECONDS'],
+    [{ UPSTREAM_TIMEOUT_MS: '1.5' }, 'UPSTREAM_TIMEOUT_MS'],
+    [{ SWEEP_INTERVAL_MS: '5' }, 'SWEEP_INTERVAL_MS'],
   ])('stops on %j with one line naming the variable', (env, name) => {
     let error: unknown;
     try {
