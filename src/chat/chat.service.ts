@@ -91,6 +91,7 @@ export class ChatService {
       if (!error) this.logger.error(`Unexpected error in ${req.id}: ${(err as Error)?.stack ?? err}`);
       outcome = { ...NOTHING, status: error?.status ?? 500, errorCode: error?.code ?? 'internal_error' };
       if (call.model) await this.settle(call, outcome);
+      else this.metrics.requests.inc({ endpoint: call.path, status: outcome.status });
       throw err;
     }
     if (outcome) await this.settle(call, outcome);

@@ -10,6 +10,7 @@ import { QueueName } from './usage.constants';
 import { UsageProcessor } from './usage.processor';
 import { UsageRecorder } from './usage-recorder.service';
 import { UsageService } from './usage.service';
+import { UsageMetrics } from './usage.metrics';
 
 /**
  * The usage queue: settlement jobs (one per request, job id = request id) and the hold
@@ -26,7 +27,7 @@ export class UsageModule {
         BullModule.registerQueue({ name: QueueName.Usage }),
         ...(options.dashboard ? [BullBoardModule.forFeature({ name: QueueName.Usage, adapter: BullMQAdapter })] : []),
       ],
-      providers: [UsageRecorder, UsageService, HoldSweeper, ...(options.workers ? [UsageProcessor, SweepScheduler, SettlementBatcher] : [])],
+      providers: [UsageRecorder, UsageService, HoldSweeper, UsageMetrics, ...(options.workers ? [UsageProcessor, SweepScheduler, SettlementBatcher] : [])],
       exports: [UsageRecorder, UsageService, HoldSweeper, BillingModule],
     };
   }
