@@ -1,4 +1,4 @@
-import { INestApplication, INestApplicationContext, LogLevel } from '@nestjs/common';
+import { ConsoleLogger, INestApplication, INestApplicationContext, LoggerService, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Express } from 'express';
@@ -6,13 +6,15 @@ import { AppModule } from './app.module';
 import { jsonBodyMiddleware, requestIdMiddleware } from './common/http/body-parser';
 import { AppConfig } from './config/app-config';
 
-export function logLevels(config: AppConfig): LogLevel[] {
-  return config.nodeEnv === 'test' ? ['error'] : ['log', 'warn', 'error', 'fatal'];
+/** Quiet in tests; one JSON object per line in production (for log shippers); readable otherwise. */
+export function appLogger(config: AppConfig): LoggerService {
+  const logLevels: LogLevel[] = config.nodeEnv === 'test' ? ['error', 'fatal'] : ['log', 'warn', 'error', 'fatal'];
+  return new ConsoleLogger({ logLevels, json: config.isProduction });
 }
 
 /** The HTTP application, set up identically for `npm start` and the tests. */
 export async function createHttpApp(config: AppConfig): Promise<INestApplication> {
-  const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, logger: logLevels(config) });
+  const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, logger: appLogger(config) });
   const express = app.getHttpAdapter().getInstance() as Express;
   express.disable('x-powered-by');
   express.set('etag', false);
@@ -25,7 +27,7 @@ export async function createHttpApp(config: AppConfig): Promise<INestApplication
 
 /** Workers only (NEXO_ROLE=worker): no HTTP server. */
 export async function createWorkerContext(config: AppConfig): Promise<INestApplicationContext> {
-  const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger: logLevels(config) });
+  const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger: appLogger(config) });
   ctx.enableShutdownHooks();
   return ctx;
 }

@@ -1,12 +1,13 @@
 import { INestApplication, Logger } from '@nestjs/common';
 import { CatalogService } from './catalog/catalog.service';
-import { createHttpApp, createWorkerContext } from './app.factory';
+import { appLogger, createHttpApp, createWorkerContext } from './app.factory';
 import { ConfigError, loadConfig } from './config/app-config';
 import { migrateDatabase } from './database/prepare-database';
 import { DemoWorkspaceService } from './setup/demo-workspace.service';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  Logger.overrideLogger(appLogger(config));
   const logger = new Logger('NexoRouter');
   const ran = await migrateDatabase(config).catch((err: Error & { code?: string }) => {
     throw new ConfigError(`Cannot prepare the database at DATABASE_URL (${redactUrl(config.databaseUrl)}): ${err.code ?? ''} ${err.message}`.trim());
