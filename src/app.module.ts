@@ -24,8 +24,8 @@ import { UsageModule } from './usage/usage.module';
 @Module({})
 export class AppModule {
   /** The whole gateway; HTTP parts only where NEXO_ROLE serves HTTP, workers only where it runs them. */
-  static forRoot(config: AppConfig): DynamicModule {
-    const http = config.runsHttp;
+  static forRoot(config: AppConfig, parts = { http: config.runsHttp, workers: config.runsWorkers }): DynamicModule {
+    const { http, workers } = parts;
     return {
       module: AppModule,
       imports: [
@@ -43,7 +43,7 @@ export class AppModule {
         MetricsModule,
         KeysModule,
         CatalogModule,
-        UsageModule.register({ workers: config.runsWorkers, dashboard: http }),
+        UsageModule.register({ workers, dashboard: http }),
         SetupModule,
         ...(http ? [ChatModule, AdminModule, HealthModule] : []),
       ],

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { AppConfig } from '../config/app-config';
+import { AdminAuthError, ApiError } from '../common/errors/api-error';
 import { adminTokenMatches, bearerToken } from './auth.guard';
 
 /**
@@ -16,13 +17,7 @@ export function queueDashboardAuth(config: AppConfig) {
     }
     if (config.adminToken && adminTokenMatches(config.adminToken, presented)) return next();
     if (config.adminToken) res.setHeader('www-authenticate', 'Basic realm="NexoRouter queues"');
-    res.status(config.adminToken ? 401 : 404).json({
-      error: {
-        message: config.adminToken ? 'Incorrect or missing admin token.' : 'The admin API is disabled: ADMIN_TOKEN is not set.',
-        type: 'invalid_request_error',
-        param: null,
-        code: config.adminToken ? 'invalid_admin_token' : 'not_found',
-      },
-    });
+    const error = config.adminToken ? new AdminAuthError() : new ApiError(404, 'not_found', 'The admin API is disabled: ADMIN_TOKEN is not set.');
+    res.status(error.status).json(error.toBody());
   };
 }

@@ -108,7 +108,10 @@ export class BillingRepository {
    */
   async settleIfExpired(s: Settlement): Promise<boolean> {
     return this.db.transaction(async (tx) => {
-      const expired = await tx.query('SELECT 1 FROM holds WHERE request_id = $1 AND expires_at < now() FOR UPDATE', [s.requestId]);
+      // SKIP LOCKED: a hold being settled or renewed right now is not the sweeper's
+      const expired = await tx.query('SELECT 1 FROM holds WHERE request_id = $1 AND expires_at < now() FOR UPDATE SKIP LOCKED', [
+        s.requestId,
+      ]);
       if (expired.length === 0) return false;
       await tx.query(SETTLE_SQL, settleParams(s));
       return true;
@@ -155,10 +158,13 @@ export class BillingRepository {
 
   /** Pushes back the expiry of holds whose requests are still in flight in this process. */
   async extendHolds(requestIds: string[], ttlSeconds: number): Promise<void> {
-    await this.db.query('UPDATE holds SET expires_at = now() + make_interval(secs => $2) WHERE request_id = ANY($1)', [
-      requestIds,
-      ttlSeconds,
-    ]);
+    // SKIP LOCKED: a hold locked by a settlement is going away; waiting for it could deadlock
+    // with a settlement batch that locks holds and workspaces in its own order
+    await this.db.query(
+      `UPDATE holds SET expires_at = now() + make_interval(secs => $2)
+        WHERE request_id IN (SELECT request_id FROM holds WHERE request_id = ANY($1) FOR UPDATE SKIP LOCKED)`,
+      [requestIds, ttlSeconds],
+    );
   }
 
   /** Expired holds, oldest first, for the sweeper. */

@@ -201,7 +201,7 @@ export function encodeCursor(id: string): string {
 
 export function decodeCursor(cursor: string): string {
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^id:(\d{1,19})$/.exec(decoded);
+  const match = /^id:(\d{1,18})$/.exec(decoded); // 18 digits always fit a bigint
   if (!match) throw new InvalidRequestError('cursor is not valid: pass the next_cursor of a previous page.', 'cursor');
   return match[1];
 }

@@ -65,14 +65,19 @@ export class CatalogService implements OnModuleInit {
   }
 
   private async current(): Promise<Snapshot> {
-    if (this.snapshot && Date.now() - this.snapshot.loadedAt < SNAPSHOT_TTL_MS) return this.snapshot;
-    if (!this.loading) {
-      const loading = this.load().finally(() => {
-        if (this.loading === loading) this.loading = null;
-      });
-      this.loading = loading;
-    }
-    return this.loading;
+    const snapshot = this.snapshot;
+    if (snapshot && Date.now() - snapshot.loadedAt < SNAPSHOT_TTL_MS) return snapshot;
+    this.loading ??= this.startLoad();
+    // only aged (not invalidated): keep serving it while the reload runs
+    return snapshot ?? this.loading;
+  }
+
+  private startLoad(): Promise<Snapshot> {
+    const loading = this.load().finally(() => {
+      if (this.loading === loading) this.loading = null;
+    });
+    loading.catch((err: Error) => this.logger.warn(`Catalog reload failed: ${err.message}`));
+    return loading;
   }
 
   private async load(): Promise<Snapshot> {
@@ -109,9 +114,9 @@ export class CatalogService implements OnModuleInit {
   }
 
   async findSellable(id: string, scope: ReadonlySet<string> | null): Promise<ModelEntity> {
-    const models = await this.listSellable(scope);
-    const model = models.find((m) => m.id === id);
-    if (!model) throw new ModelNotFoundError(id);
+    const snap = await this.current();
+    const model = snap.models.get(id);
+    if (!model || !model.sellable || !snap.providers.has(model.providerId) || (scope && !scope.has(id))) throw new ModelNotFoundError(id);
     return model;
   }
 

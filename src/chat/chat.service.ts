@@ -1,12 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Response } from 'express';
-import { once } from 'node:events';
 import { StringDecoder } from 'node:string_decoder';
 import { BillingService } from '../billing/billing.service';
 import { promptTokenBound } from '../billing/hold-estimate';
 import { CatalogService, ResolvedProvider } from '../catalog/catalog.service';
 import type { ModelEntity, ModelType } from '../catalog/model.entity';
-import { ApiError, InvalidRequestError, ModelNotAllowedError } from '../common/errors/api-error';
+import { ApiError, GatewayError, InvalidRequestError, ModelNotAllowedError } from '../common/errors/api-error';
 import type { GatewayRequest } from '../common/http/request-context';
 import { costMicros } from '../common/money';
 import type { AuthenticatedKey } from '../keys/key-cache';
@@ -32,7 +31,11 @@ interface Call {
   promptBound: number;
   completionBound: number;
   holdMicros: number;
+  /** A hold row exists for this request (it may be 0 micro-USD for a free model). */
+  held: boolean;
   stream: boolean;
+  /** Aborted when the client goes away, from the first moment of the request. */
+  abort: AbortController;
 }
 
 interface Outcome {
@@ -81,8 +84,12 @@ export class ChatService {
       promptBound: 0,
       completionBound: 0,
       holdMicros: 0,
+      held: false,
       stream: kind === 'chat' && body.stream === true,
+      abort: new AbortController(),
     };
+    const onClose = () => call.abort.abort();
+    res.once('close', onClose);
     let outcome: Outcome | null;
     try {
       outcome = await this.run(call);
@@ -90,9 +97,12 @@ export class ChatService {
       const error = err instanceof ApiError ? err : null;
       if (!error) this.logger.error(`Unexpected error in ${req.id}: ${(err as Error)?.stack ?? err}`);
       outcome = { ...NOTHING, status: error?.status ?? 500, errorCode: error?.code ?? 'internal_error' };
-      if (call.model) await this.settle(call, outcome);
+      // a refusal before the hold moved no money: counted, not logged (a flood of 429s must stay cheap)
+      if (call.held) await this.settle(call, outcome);
       else this.metrics.requests.inc({ endpoint: call.path, status: outcome.status });
       throw err;
+    } finally {
+      res.off('close', onClose);
     }
     if (outcome) await this.settle(call, outcome);
   }
@@ -123,21 +133,24 @@ export class ChatService {
     }
     if (key.models && !key.models.has(model.id)) throw new ModelNotAllowedError(model.id);
 
-    call.promptBound = promptTokenBound(body);
+    call.promptBound = promptTokenBound(body, call.req.bodyBytes);
     call.completionBound = call.kind === 'chat' ? maxOut * (typeof body.n === 'number' ? body.n : 1) : 0;
     await this.rateLimiter.check(key, call.promptBound + call.completionBound);
     call.holdMicros = await this.billing.hold(call.req.id, key, model, call.promptBound, call.completionBound);
+    call.held = true;
 
     const payload: Body = { ...body, model: model.upstreamModel };
     if (call.kind === 'chat') {
-      // the completion bound held for must bind the provider too
-      if (body.max_tokens === undefined && body.max_completion_tokens === undefined) payload.max_tokens = maxOut;
+      // the completion bound held for must bind the provider too (null means "not set")
+      if (body.max_tokens == null && body.max_completion_tokens == null) payload.max_tokens = maxOut;
+      if (payload.max_tokens === null) delete payload.max_tokens;
+      if (payload.max_completion_tokens === null) delete payload.max_completion_tokens;
       if (call.stream) payload.stream_options = { ...(body.stream_options as object), include_usage: true };
     }
 
-    const abort = new AbortController();
-    const onClose = () => abort.abort();
-    call.res.once('close', onClose);
+    const { abort } = call;
+    // gone while we checked and held: nothing is forwarded, nothing charged
+    if (abort.signal.aborted) throw new ApiError(499, 'client_closed_request', 'The client closed the request.');
     const started = performance.now();
     let upstream: UpstreamResponse;
     try {
@@ -146,13 +159,9 @@ export class ChatService {
       this.metrics.upstreamLatency.observe({ provider: provider.id }, (performance.now() - started) / 1000);
     }
     if (upstream.simulated) call.res.setHeader('x-nexo-simulated', 'true');
-    try {
-      return call.stream && upstream.contentType.includes('text/event-stream')
-        ? await this.relayStream(call, upstream, abort)
-        : await this.relayJson(call, upstream, abort);
-    } finally {
-      call.res.off('close', onClose);
-    }
+    return call.stream && upstream.contentType.includes('text/event-stream')
+      ? this.relayStream(call, upstream, abort)
+      : this.relayJson(call, upstream, abort);
   }
 
   /** Non-streaming answer: settle first, then send the provider's body with our model id and cost. */
@@ -175,7 +184,13 @@ export class ChatService {
     const usage = this.usageOf(call, parsed.usage, () => completionText(parsed));
     parsed.model = call.model!.id;
     const outcome: Outcome = { status: 200, errorCode: null, ...usage };
-    await this.settle(call, outcome);
+    if (!(await this.settle(call, outcome))) {
+      // neither Redis nor PostgreSQL took the charge: the answer is withheld (never served
+      // unbilled), and the sweeper releases the hold later
+      throw new GatewayError(503, 'The gateway cannot record billing right now; the answer was not delivered. Try again shortly.', {
+        'retry-after': '1',
+      });
+    }
     call.res.status(200).setHeader('x-nexo-cost-micros', String(Math.min(outcome.costMicros, call.holdMicros)));
     call.res.json(parsed);
     return null;
@@ -184,11 +199,17 @@ export class ChatService {
   /** Server-sent events, relayed chunk by chunk with our model id; usage read from the stream. */
   private async relayStream(call: Call, upstream: UpstreamResponse, abort: AbortController): Promise<null> {
     const { res } = call;
-    res.status(200);
-    res.setHeader('content-type', 'text/event-stream; charset=utf-8');
-    res.setHeader('cache-control', 'no-cache');
-    res.setHeader('x-accel-buffering', 'no');
-    res.flushHeaders();
+    let streaming = false;
+    // headers go out with the first event: a stream that fails before any output is still a
+    // plain 502/504 that costs nothing
+    const startStreaming = () => {
+      streaming = true;
+      res.status(200);
+      res.setHeader('content-type', 'text/event-stream; charset=utf-8');
+      res.setHeader('cache-control', 'no-cache');
+      res.setHeader('x-accel-buffering', 'no');
+      res.flushHeaders();
+    };
     const wantsUsage = (call.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
     const decoder = new StringDecoder('utf8');
     let pending = '';
@@ -199,7 +220,8 @@ export class ChatService {
 
     const write = async (data: string) => {
       if (res.destroyed || res.writableEnded) return;
-      if (!res.write(data)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!streaming) startStreaming();
+      if (!res.write(data)) await drainOrClose(res);
     };
     const handleLine = async (line: string) => {
       if (!line.startsWith('data:')) return;
@@ -235,15 +257,22 @@ export class ChatService {
         if (res.destroyed) break;
       }
       if (pending) await handleLine(pending);
-    } catch {
+    } catch (err) {
       upstreamFailed = !abort.signal.aborted;
+      if (!streaming && upstreamFailed) throw this.upstream.failure(call.provider!, err);
     }
     const clientGone = res.destroyed && !res.writableFinished;
     if (clientGone) upstream.body.destroy?.();
+    if (!streaming && !done) {
+      // nothing reached the client: a failed request, free of charge
+      if (clientGone) throw new ApiError(499, 'client_closed_request', 'The client closed the request.');
+      throw new GatewayError(502, 'The upstream provider ended the stream before sending anything.');
+    }
     const u = this.usageOf(call, usage, () => produced);
     const errorCode = clientGone ? 'client_disconnected' : upstreamFailed || !done ? 'upstream_interrupted' : null;
     const outcome: Outcome = { status: 200, errorCode, ...u };
     await this.settle(call, outcome);
+    if (!streaming) startStreaming();
     if (!res.destroyed && !res.writableEnded) {
       res.write(`: cost_micros=${Math.min(outcome.costMicros, call.holdMicros)}\n\n`);
       if (errorCode === 'upstream_interrupted') {
@@ -260,7 +289,7 @@ export class ChatService {
   /** Provider usage when plausible; a real tokenizer when missing; the hold when implausible. */
   private usageOf(call: Call, reported: unknown, completion: () => string): Omit<Outcome, 'status' | 'errorCode'> {
     const model = call.model!;
-    const read = readUsage(reported, { promptTokens: call.promptBound, completionTokens: call.completionBound });
+    const read = readUsage(reported, { promptTokens: call.promptBound, completionTokens: call.completionBound }, call.kind === 'chat');
     let prompt: number;
     let completionTokens: number;
     let source: UsageSource;
@@ -282,11 +311,12 @@ export class ChatService {
     return { promptTokens: prompt, completionTokens, usageSource: source, costMicros: cost };
   }
 
-  private async settle(call: Call, outcome: Outcome): Promise<void> {
+  /** Hands the outcome to settlement; false when it could not be recorded anywhere. */
+  private async settle(call: Call, outcome: Outcome): Promise<boolean> {
     const status = outcome.status;
     this.metrics.requests.inc({ endpoint: call.path, status });
     try {
-      await this.usage.record({
+      return await this.usage.record({
         requestId: call.req.id,
         workspaceId: call.key.workspaceId,
         keyId: call.key.id,
@@ -320,6 +350,19 @@ function completionText(event: Body): string {
     if (Array.isArray(part.tool_calls)) text += JSON.stringify(part.tool_calls);
   }
   return text;
+}
+
+/** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */
+function drainOrClose(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function validateStop(stop: unknown): void {

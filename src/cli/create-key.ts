@@ -12,10 +12,10 @@ function arg(name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const config = loadConfig({ ...process.env, NEXO_ROLE: 'worker' });
-  config.role = 'api'; // no HTTP server is started; 'api' keeps the queue workers off
+  const config = loadConfig(process.env);
   await migrateDatabase(config);
-  const ctx = await NestFactory.createApplicationContext(AppModule.forRoot({ ...config, runsHttp: false, runsWorkers: false } as typeof config), {
+  // neither an HTTP server nor queue workers: just the services
+  const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config, { http: false, workers: false }), {
     logger: ['error'],
   });
   try {

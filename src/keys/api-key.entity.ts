@@ -31,10 +31,11 @@ export class ApiKeyEntity {
   @Column({ name: 'budget_micros', type: 'bigint', transformer: bigintMicros, nullable: true })
   budgetMicros: number | null;
 
-  @Column({ name: 'spent_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  /** Moved only by the money SQL (holds and settlements), never by an ORM save. */
+  @Column({ name: 'spent_micros', type: 'bigint', transformer: bigintMicros, default: 0, insert: false, update: false })
   spentMicros: number;
 
-  @Column({ name: 'held_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  @Column({ name: 'held_micros', type: 'bigint', transformer: bigintMicros, default: 0, insert: false, update: false })
   heldMicros: number;
 
   @Column({ name: 'rpm_limit', type: 'integer', nullable: true })

@@ -112,26 +112,30 @@ export class KeysService implements OnModuleInit {
     return { ...KeysService.toDto(saved), key: generated.key };
   }
 
+  /**
+   * Writes only the columns the request names: spend and holds move concurrently with every
+   * request of the key, and a read-modify-write of the whole row would put stale values back.
+   */
   async update(id: string, dto: ApiKeyUpdateDto, workspaceId?: string): Promise<ApiKeyDto> {
-    const key = await this.keys.findOneBy(workspaceId ? { id, workspaceId } : { id });
+    const changes: Partial<ApiKeyEntity> = {};
+    if (dto.name !== undefined) changes.name = dto.name;
+    if (dto.disabled !== undefined) changes.disabled = dto.disabled;
+    if (dto.models !== undefined) changes.models = dto.models;
+    if (dto.budget_micros !== undefined) changes.budgetMicros = dto.budget_micros;
+    if (dto.expires_at !== undefined) changes.expiresAt = this.parseExpiry(dto.expires_at);
+    if (dto.rpm_limit !== undefined) changes.rpmLimit = dto.rpm_limit;
+    if (dto.tpm_limit !== undefined) changes.tpmLimit = dto.tpm_limit;
+    const where = workspaceId ? { id, workspaceId } : { id };
+    if (Object.keys(changes).length > 0) {
+      const result = await this.keys.update(where, changes);
+      if (!result.affected) throw new NotFoundError(`API key '${id}' not found.`);
+      await this.redis.publishInvalidation(`key:${id}`);
+    }
+    const key = await this.keys.findOneBy(where);
     if (!key) throw new NotFoundError(`API key '${id}' not found.`);
-    if (dto.name !== undefined) key.name = dto.name;
-    if (dto.disabled !== undefined) key.disabled = dto.disabled;
-    if (dto.models !== undefined) key.models = dto.models;
-    if (dto.budget_micros !== undefined) key.budgetMicros = dto.budget_micros;
-    if (dto.expires_at !== undefined) key.expiresAt = this.parseExpiry(dto.expires_at);
-    if (dto.rpm_limit !== undefined) key.rpmLimit = dto.rpm_limit;
-    if (dto.tpm_limit !== undefined) key.tpmLimit = dto.tpm_limit;
-    const saved = await this.keys.save(key);
-    await this.redis.publishInvalidation(`key:${id}`);
-    return KeysService.toDto(saved);
+    return KeysService.toDto(key);
   }
 
-  async get(id: string): Promise<ApiKeyEntity> {
-    const key = await this.keys.findOneBy({ id });
-    if (!key) throw new NotFoundError(`API key '${id}' not found.`);
-    return key;
-  }
 
   async listForWorkspace(workspaceId: string): Promise<ApiKeyDto[]> {
     const keys = await this.keys.find({ where: { workspaceId }, order: { createdAt: 'DESC' } });

@@ -62,10 +62,18 @@ export class RedisService implements OnApplicationShutdown {
   /** Tells every gateway process to drop what it cached for this entity. */
   async publishInvalidation(message: string): Promise<void> {
     for (const handler of this.handlers) handler(message);
-    try {
-      await this.client.publish(this.channel, message);
-    } catch (err) {
-      this.logger.warn(`Could not publish invalidation "${message}": ${(err as Error).message}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.publish(this.channel, message);
+        return;
+      } catch (err) {
+        if (attempt >= 3) {
+          // other processes drop the entry at their cache TTL (30 s) instead of at once
+          this.logger.error(`Could not publish invalidation "${message}": ${(err as Error).message}`);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
     }
   }
 

@@ -31,21 +31,24 @@ export class UsageRecorder {
     });
   }
 
-  async record(settlement: Settlement): Promise<void> {
+  /** true once the settlement is queued or applied; false when both stores failed. */
+  async record(settlement: Settlement): Promise<boolean> {
     try {
       await withTimeout(this.queue.add(JobName.Settle, settlement, { jobId: settlement.requestId }), ENQUEUE_TIMEOUT_MS);
       this.metrics.settlements.inc({ path: 'queue' });
-      return;
+      return true;
     } catch (err) {
       this.logger.warn(`Settlement queue unavailable (${(err as Error).message}); settling ${settlement.requestId} synchronously`);
     }
     try {
       await this.billing.settle(settlement);
       this.metrics.settlements.inc({ path: 'sync' });
+      return true;
     } catch (err) {
       // Both stores failed: the hold stays reserved and the sweeper releases it later.
       this.metrics.settlements.inc({ path: 'lost' });
       this.logger.error(`Could not settle ${settlement.requestId}: ${(err as Error).message}`);
+      return false;
     }
   }
 }

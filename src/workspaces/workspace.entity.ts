@@ -9,12 +9,12 @@ export class WorkspaceEntity {
   @Column({ type: 'text' })
   name: string;
 
-  /** Settled balance: credits minus settled charges. Changed only with a ledger entry. */
-  @Column({ name: 'balance_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  /** Settled balance: credits minus settled charges. Changed only with a ledger entry, in SQL. */
+  @Column({ name: 'balance_micros', type: 'bigint', transformer: bigintMicros, default: 0, insert: false, update: false })
   balanceMicros: number;
 
-  /** Money held for requests in flight. */
-  @Column({ name: 'held_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
+  /** Money held for requests in flight; moved only by the hold and settlement SQL. */
+  @Column({ name: 'held_micros', type: 'bigint', transformer: bigintMicros, default: 0, insert: false, update: false })
   heldMicros: number;
 
   @Column({ name: 'rpm_limit', type: 'integer', nullable: true })

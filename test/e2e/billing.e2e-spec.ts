@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { countTokens } from 'gpt-tokenizer';
 import { BillingRepository, Settlement } from '../../src/billing/billing.repository';
-import { promptTokenBound } from '../../src/billing/hold-estimate';
 import { reconcile } from '../../src/billing/reconcile';
 import { SettlementBatcher } from '../../src/usage/settlement-batcher';
 import { completion, FakeProvider, sleep } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
-import { costAt, money, usageLog } from '../helpers/ledger';
+import { costAt, money, promptBoundOf, usageLog } from '../helpers/ledger';
 import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 // deepseek-v4-flash, micro-USD per 1M tokens (src/catalog/starter-catalog.ts)
@@ -159,7 +158,7 @@ describe('billing (end to end)', () => {
   it('stops requests at the key budget: refused before the provider once the budget cannot cover the most a request can cost', async () => {
     const messages = [{ role: 'user', content: 'hi' }];
     const maxTokens = 100;
-    const hold = cost(promptTokenBound({ messages }), maxTokens);
+    const hold = cost(promptBoundOf({ model: MODEL, messages, max_tokens: maxTokens }), maxTokens);
     const perRequest = cost(20, 90);
     expect(perRequest).toBeLessThan(hold);
     const budget = 3 * hold;
@@ -217,7 +216,8 @@ describe('billing (end to end)', () => {
     const balance = 1_000;
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(balance);
     const messages = [{ role: 'user', content: 'Write a long story' }];
-    const bound = promptTokenBound({ messages });
+    // the gateway bounds the prompt by the bytes of the request it received
+    const boundFor = (maxTokens: number) => promptBoundOf({ model: MODEL, messages, max_tokens: maxTokens });
 
     const res = await chat(key, { messages, max_tokens: 8_000 }).expect(403);
     expect(res.body.error.code).toBe('insufficient_quota');
@@ -228,6 +228,7 @@ describe('billing (end to end)', () => {
 
     const affordable = Number(/lower max_tokens to at most (\d+)/.exec(res.body.error.message)?.[1]);
     // the most completion tokens whose worst-case cost fits the balance
+    const bound = boundFor(8_000);
     expect(cost(bound, affordable)).toBeLessThanOrEqual(balance);
     expect(cost(bound, affordable + 1)).toBeGreaterThan(balance);
 
@@ -343,7 +344,7 @@ describe('billing (end to end)', () => {
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
     const messages = [{ role: 'user', content: 'How many tokens?' }];
     const maxTokens = 50;
-    const bound = promptTokenBound({ messages });
+    const bound = promptBoundOf({ model: MODEL, messages, max_tokens: maxTokens });
     const hold = cost(bound, maxTokens);
     provider.respond((req) => ({ json: completion(req.body.model, 'whatever', usage) }));
 

@@ -1,9 +1,8 @@
 import { Agent, request } from 'undici';
-import { promptTokenBound } from '../../src/billing/hold-estimate';
 import { ChildGateway, expectNoDrift, killChildGateways, startChildGateway } from '../helpers/child-gateway';
 import { completion, FakeProvider } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
-import { costAt } from '../helpers/ledger';
+import { costAt, promptBoundOf } from '../helpers/ledger';
 import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 const MODEL = 'deepseek-v4-flash';
@@ -14,7 +13,7 @@ const MAX_TOKENS = 200;
 const cost = costAt(270_000, 1_100_000);
 
 /** The most one request can cost, as the gateway holds it. */
-const HOLD = cost(promptTokenBound({ messages: MESSAGES }), MAX_TOKENS);
+const HOLD = cost(promptBoundOf({ model: MODEL, messages: MESSAGES, max_tokens: MAX_TOKENS }), MAX_TOKENS);
 
 interface Answer {
   status: number;

@@ -1,10 +1,9 @@
 import { countTokens } from 'gpt-tokenizer';
 import type OpenAI from 'openai';
-import { promptTokenBound } from '../../src/billing/hold-estimate';
 import { reconcile } from '../../src/billing/reconcile';
 import { FakeProvider, streamEvents } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
-import { chargesOf, costAt, money, usageLog } from '../helpers/ledger';
+import { chargesOf, costAt, money, promptBoundOf, usageLog } from '../helpers/ledger';
 import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 // Qwen/Qwen-Plus is served upstream as `qwen-plus`, so a relayed chunk shows whose id it carries.
@@ -132,7 +131,7 @@ describe('streaming (end to end, official openai SDK)', () => {
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
     const messages = [{ role: 'user' as const, content: 'Tell me a long story about a careful accountant' }];
     const maxTokens = 200;
-    const hold = cost(promptTokenBound({ messages }), maxTokens);
+    const hold = cost(promptBoundOf({ model: MODEL, messages, max_tokens: maxTokens, stream: true }), maxTokens);
     provider.respond((req) => ({
       events: streamEvents(req.body.model, WORDS, { prompt_tokens: 10, completion_tokens: WORDS.length, total_tokens: 10 + WORDS.length }),
       eventGapMs: 150,
@@ -170,7 +169,7 @@ describe('streaming (end to end, official openai SDK)', () => {
     const messages = [{ role: 'user' as const, content: 'Tell me a story' }];
     const produced = WORDS.slice(0, 6);
     const maxTokens = 300;
-    const hold = cost(promptTokenBound({ messages }), maxTokens);
+    const hold = cost(promptBoundOf({ model: MODEL, messages, max_tokens: maxTokens, stream: true }), maxTokens);
     provider.respond((req) => ({
       // no finish, no usage, no [DONE]: the connection drops mid-answer
       events: streamEvents(req.body.model, produced, null).slice(0, -1),

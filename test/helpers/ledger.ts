@@ -1,3 +1,4 @@
+import { promptTokenBound } from '../../src/billing/hold-estimate';
 import { sleep } from './fake-provider';
 import type { TestGateway } from './gateway';
 
@@ -37,4 +38,9 @@ export async function usageLog(gw: TestGateway, requestId: string, timeoutMs = 1
     if (Date.now() > deadline) throw new Error(`no usage log for ${requestId} after ${timeoutMs} ms`);
     await sleep(25);
   }
+}
+
+/** The prompt bound the gateway computes for this exact request body (as JSON.stringify sends it). */
+export function promptBoundOf(body: Record<string, unknown>): number {
+  return promptTokenBound(body, Buffer.byteLength(JSON.stringify(body)));
 }

@@ -1,5 +1,5 @@
 import { costMicros, formatUsd } from '../../src/common/money';
-import { affordableCompletionTokens, holdEstimate, promptTokenBound } from '../../src/billing/hold-estimate';
+import { affordableCompletionTokens, holdEstimate, NON_TEXT_PART_TOKENS, promptTokenBound } from '../../src/billing/hold-estimate';
 import { countPromptTokens } from '../../src/chat/token-count';
 import { readUsage } from '../../src/chat/usage-report';
 import { retryAfterSeconds } from '../../src/chat/upstream/upstream.client';
@@ -74,7 +74,7 @@ describe('readUsage', () => {
 
   it('accepts whole, non-negative counts within the bounds', () => {
     expect(readUsage({ prompt_tokens: 10, completion_tokens: 5 }, bounds)).toEqual({ promptTokens: 10, completionTokens: 5, source: 'provider' });
-    expect(readUsage({ prompt_tokens: 7 }, bounds)).toEqual({ promptTokens: 7, completionTokens: 0, source: 'provider' });
+    expect(readUsage({ prompt_tokens: 7 }, bounds, false)).toEqual({ promptTokens: 7, completionTokens: 0, source: 'provider' });
   });
 
   it('reports missing usage', () => {
@@ -88,6 +88,7 @@ describe('readUsage', () => {
     [{ prompt_tokens: '10', completion_tokens: 5 }],
     [{ prompt_tokens: 10, completion_tokens: 51 }],
     [{ prompt_tokens: 101, completion_tokens: 0 }],
+    [{ prompt_tokens: 10 }], // chat usage without completion tokens
     ['lots'],
   ])('flags implausible usage %j', (usage) => {
     expect(readUsage(usage, bounds)).toBe('implausible');
@@ -108,5 +109,21 @@ describe('retryAfterSeconds', () => {
     expect(retryAfterSeconds('0', now)).toBe(1);
     expect(retryAfterSeconds('Wed, 25 Nov 2026 11:00:00 GMT', now)).toBe(1);
     expect(retryAfterSeconds('soon', now)).toBe(1);
+  });
+});
+
+describe('promptTokenBound with non-text parts', () => {
+  it('allows for what an image costs, which its URL bytes do not show', () => {
+    const image = { type: 'image_url', image_url: { url: 'https://example.com/cat.png', detail: 'high' } };
+    const body = { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, image, image] }] };
+    const textOnly = { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }] }] };
+    expect(promptTokenBound(body) - promptTokenBound(textOnly)).toBeGreaterThanOrEqual(2 * NON_TEXT_PART_TOKENS);
+  });
+
+  it('uses the received body size when it is known', () => {
+    const body = { messages: [{ role: 'user', content: 'hi' }] };
+    const raw = Buffer.byteLength(JSON.stringify({ model: 'm', ...body }));
+    expect(promptTokenBound(body, raw)).toBeGreaterThanOrEqual(promptTokenBound(body));
+    expect(promptTokenBound(body, raw)).toBeGreaterThanOrEqual(countPromptTokens(body));
   });
 });

@@ -61,7 +61,8 @@ describe(KeyCache.name, () => {
 describe('pagination cursors', () => {
   it('round-trip and reject garbage with a 400', () => {
     expect(decodeCursor(encodeCursor('12345'))).toBe('12345');
-    for (const bad of ['', 'abc', Buffer.from('id:-1').toString('base64url'), Buffer.from("id:1'; drop").toString('base64url')]) {
+    const outOfRange = Buffer.from('id:9999999999999999999').toString('base64url'); // above bigint
+    for (const bad of ['', 'abc', outOfRange, Buffer.from('id:-1').toString('base64url'), Buffer.from("id:1'; drop").toString('base64url')]) {
       let error: unknown;
       try {
         decodeCursor(bad);

@@ -1,13 +1,11 @@
 import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
+import { ApiError } from '../errors/api-error';
 import type { GatewayRequest } from './request-context';
 import { newRequestId } from './request-id';
 
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
-function sendError(res: Response, status: number, code: string, message: string): void {
-  res.status(status).json({ error: { message, type: 'invalid_request_error', param: null, code } });
-}
 
 /** Gives every request its id and start time before anything else runs. */
 export function requestIdMiddleware(req: Request, res: Response, next: NextFunction): void {
@@ -25,14 +23,22 @@ export function requestIdMiddleware(req: Request, res: Response, next: NextFunct
  * body is 413 at once.
  */
 export function jsonBodyMiddleware(): (req: Request, res: Response, next: NextFunction) => void {
-  const parse = express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: false });
+  const parse = express.json({
+    limit: MAX_BODY_BYTES,
+    type: () => true,
+    strict: false,
+    verify: (req, _res, buf) => {
+      (req as GatewayRequest).bodyBytes = buf.length;
+    },
+  });
   return (req, res, next) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
     parse(req, res, (err?: unknown) => {
       if (!err) return next();
       const e = err as { type?: string; status?: number };
       if (e.type === 'entity.too.large') {
-        return sendError(res, 413, 'request_too_large', `Request body is larger than the ${MAX_BODY_BYTES / 1024 / 1024} MB limit.`);
+        const error = new ApiError(413, 'request_too_large', `Request body is larger than the ${MAX_BODY_BYTES / 1024 / 1024} MB limit.`);
+        return void res.status(error.status).json(error.toBody());
       }
       if (e.type === 'request.aborted') return; // the client went away
       (req as GatewayRequest).bodyParseError =
