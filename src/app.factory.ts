@@ -8,7 +8,8 @@ import { AppConfig } from './config/app-config';
 
 /** Quiet in tests; one JSON object per line in production (for log shippers); readable otherwise. */
 export function appLogger(config: AppConfig): LoggerService {
-  const logLevels: LogLevel[] = config.nodeEnv === 'test' ? ['error', 'fatal'] : ['log', 'warn', 'error', 'fatal'];
+  const order: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug'];
+  const logLevels = order.slice(0, order.indexOf(config.logLevel) + 1);
   return new ConsoleLogger({ logLevels, json: config.isProduction });
 }
 

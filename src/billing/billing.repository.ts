@@ -131,7 +131,16 @@ export class BillingRepository {
       'SELECT * FROM nexo_settle_many($1::jsonb)',
       [JSON.stringify(sorted)],
     );
-    return new Map(rows.map((r) => [r.request_id, { applied: r.applied, chargedMicros: Number(r.charged) }]));
+    // a request twice in one batch: the first row charged it, the second found nothing to do
+    const results = new Map<string, SettleResult>();
+    for (const r of rows) {
+      const earlier = results.get(r.request_id);
+      results.set(r.request_id, {
+        applied: r.applied || (earlier?.applied ?? false),
+        chargedMicros: Number(r.charged) + (earlier?.chargedMicros ?? 0),
+      });
+    }
+    return results;
   }
 
   async insertLedger(

@@ -31,6 +31,8 @@ export class AppConfig {
   sweepIntervalMs: number;
   /** Whether start-up creates the demo workspace and its key (development only). */
   seedDemo: boolean;
+  /** The least severe level written to the log. */
+  logLevel: 'error' | 'warn' | 'log' | 'debug';
 
   get isProduction(): boolean {
     return this.nodeEnv === 'production';
@@ -86,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.holdTtlSeconds = wholeNumber('HOLD_TTL_SECONDS', vars.HOLD_TTL_SECONDS, 120, 1, 86_400);
   config.sweepIntervalMs = wholeNumber('SWEEP_INTERVAL_MS', vars.SWEEP_INTERVAL_MS, 30_000, 100, 86_400_000);
   config.seedDemo = !isProduction && vars.NEXO_SEED_DEMO !== 'false';
+  config.logLevel = vars.LOG_LEVEL ?? (nodeEnv === 'test' ? 'error' : 'log');
   config.providerOverrides = readProviderOverrides(env);
   return config;
 }

@@ -66,4 +66,8 @@ export class EnvironmentVariables {
   @IsOptional()
   @IsIn(['true', 'false'], { message: 'must be true or false' })
   NEXO_SEED_DEMO?: string;
+
+  @IsOptional()
+  @IsIn(['error', 'warn', 'log', 'debug'], { message: 'must be one of error, warn, log, debug' })
+  LOG_LEVEL?: 'error' | 'warn' | 'log' | 'debug';
 }

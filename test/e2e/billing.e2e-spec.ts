@@ -307,6 +307,7 @@ describe('billing (end to end)', () => {
       repo.settleMany([{ ...s }, { ...s }]),
     ]);
     const charged = [a, b, many.get(requestId)!, manyDup.get(requestId)!].map((r) => r.chargedMicros);
+    // whichever ran first reports the charge (a and b share one batch, so report it together)
     expect(charged.filter((c) => c === 321).length).toBeGreaterThanOrEqual(1);
     expect(charged.every((c) => c === 0 || c === 321)).toBe(true);
 
@@ -316,6 +317,19 @@ describe('billing (end to end)', () => {
     expect(logs.map((l: any) => Number(l.cost_micros))).toEqual([321]);
     expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 321, wsHeld: 0, spent: 321, keyHeld: 0 });
     expect(await reconcile(gw.db)).toEqual([]);
+  });
+
+  it('reports the charge of a request that appears twice in one batch', async () => {
+    const { workspaceId, keyId } = await gw.workspaceWithKey(1_000_000);
+    const repo = gw.app.get(BillingRepository);
+    const requestId = `req_dup_${randomBytes(6).toString('hex')}`;
+    expect(await repo.placeHold(requestId, workspaceId, keyId, MODEL, 900, 900)).toEqual({ outcome: 'held' });
+    const s: Settlement = {
+      requestId, workspaceId, keyId, model: MODEL, provider: 'deepseek', promptTokens: 10, completionTokens: 20,
+      costMicros: 321, usageSource: 'provider', status: 200, errorCode: null, latencyMs: 5, stream: false, createdAt: Date.now(),
+    };
+    expect((await repo.settleMany([{ ...s }, { ...s }])).get(requestId)).toEqual({ applied: true, chargedMicros: 321 });
+    expect((await repo.settleMany([{ ...s }])).get(requestId)).toEqual({ applied: false, chargedMicros: 0 });
   });
 
   it('charges a settlement at most its hold', async () => {

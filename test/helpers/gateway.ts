@@ -67,6 +67,7 @@ export class TestGateway {
       REDIS_PREFIX: this.redisPrefix,
       ADMIN_TOKEN,
       NEXO_SEED_DEMO: 'false',
+      LOG_LEVEL: 'error',
       ...extra,
     };
   }
