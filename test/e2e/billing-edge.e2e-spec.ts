@@ -131,17 +131,10 @@ describe('billing edge cases', () => {
     const { workspaceId, key } = await gw.workspaceWithKey();
     const body = Buffer.from(JSON.stringify(completion(MODEL)));
     provider.respond(() => ({ pieces: [body.subarray(0, 10), body.subarray(10)], pieceGapMs: 1_000 }));
-    const controller = new AbortController();
-    const request = fetch(`${gw.baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }),
-      signal: controller.signal,
-    }).catch((err: Error) => err);
+    const request = gw.abandonableChat(key, { model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
     await waitFor('the provider to start answering', async () => (provider.received.length > 0 ? true : undefined));
     await sleep(200);
-    controller.abort();
-    expect(await request).toHaveProperty('name', 'AbortError');
+    expect(await request.abort()).toHaveProperty('name', 'AbortError');
     await gw.settled();
     const [log] = await waitFor('the usage log', async () => {
       const rows = await gw.db.query('SELECT status, error_code, cost_micros FROM usage_logs WHERE workspace_id = $1', [workspaceId]);

@@ -20,6 +20,14 @@ function usd(micros: number): string {
   return `$${Math.floor(micros / 1_000_000)}.${String(micros % 1_000_000).padStart(6, '0')}`;
 }
 
+/** A successful request's settlement at the given cost. */
+function settlementOf(requestId: string, workspaceId: string, keyId: string, costMicros: number): Settlement {
+  return {
+    requestId, workspaceId, keyId, model: MODEL, provider: 'deepseek', promptTokens: 10, completionTokens: 20,
+    costMicros, usageSource: 'provider', status: 200, errorCode: null, latencyMs: 5, stream: false, createdAt: Date.now(),
+  };
+}
+
 describe('billing (end to end)', () => {
   let gw: TestGateway;
   let provider: FakeProvider;
@@ -295,10 +303,7 @@ describe('billing (end to end)', () => {
     const batcher = gw.app.get(SettlementBatcher);
     const requestId = `req_batched_${randomBytes(6).toString('hex')}`;
     expect(await repo.placeHold(requestId, workspaceId, keyId, MODEL, 900, 900)).toEqual({ outcome: 'held' });
-    const s: Settlement = {
-      requestId, workspaceId, keyId, model: MODEL, provider: 'deepseek', promptTokens: 10, completionTokens: 20,
-      costMicros: 321, usageSource: 'provider', status: 200, errorCode: null, latencyMs: 5, stream: false, createdAt: Date.now(),
-    };
+    const s = settlementOf(requestId, workspaceId, keyId, 321);
     // the same job delivered twice to one worker, a second worker's batch, and one batch with a duplicate
     const [a, b, many, manyDup] = await Promise.all([
       batcher.settle({ ...s }),
@@ -324,10 +329,7 @@ describe('billing (end to end)', () => {
     const repo = gw.app.get(BillingRepository);
     const requestId = `req_dup_${randomBytes(6).toString('hex')}`;
     expect(await repo.placeHold(requestId, workspaceId, keyId, MODEL, 900, 900)).toEqual({ outcome: 'held' });
-    const s: Settlement = {
-      requestId, workspaceId, keyId, model: MODEL, provider: 'deepseek', promptTokens: 10, completionTokens: 20,
-      costMicros: 321, usageSource: 'provider', status: 200, errorCode: null, latencyMs: 5, stream: false, createdAt: Date.now(),
-    };
+    const s = settlementOf(requestId, workspaceId, keyId, 321);
     expect((await repo.settleMany([{ ...s }, { ...s }])).get(requestId)).toEqual({ applied: true, chargedMicros: 321 });
     expect((await repo.settleMany([{ ...s }])).get(requestId)).toEqual({ applied: false, chargedMicros: 0 });
   });

@@ -66,16 +66,9 @@ describe('money edge cases found in review', () => {
     await blocker.connect();
     await blocker.startTransaction();
     await blocker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [workspaceId]);
-    const controller = new AbortController();
-    const request = fetch(`${gw.baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }),
-      signal: controller.signal,
-    }).catch((err: Error) => err);
+    const request = gw.abandonableChat(key, { model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
     await sleep(300);
-    controller.abort();
-    expect(await request).toHaveProperty('name', 'AbortError');
+    expect(await request.abort()).toHaveProperty('name', 'AbortError');
     await sleep(100);
     await blocker.rollbackTransaction();
     await blocker.release();

@@ -111,6 +111,26 @@ export class TestGateway {
     };
   }
 
+  /**
+   * A chat request the test can abandon: `abort()` closes the client's connection and
+   * resolves to what fetch then threw (an AbortError).
+   */
+  abandonableChat(key: string, body: Record<string, unknown>): { abort: () => Promise<unknown> } {
+    const controller = new AbortController();
+    const request = fetch(`${this.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: controller.signal,
+    }).catch((err: Error) => err);
+    return {
+      abort: () => {
+        controller.abort();
+        return request;
+      },
+    };
+  }
+
   /** Points a seeded provider at a local fake, with a provider key. */
   async useProvider(providerId: string, baseUrl: string, apiKey = 'sk-provider-secret-key'): Promise<void> {
     await this.admin().put('/admin/providers').send({ id: providerId, base_url: baseUrl, api_key: apiKey }).expect(200);
