@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { ConflictError, GatewayError, InsufficientQuotaError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
@@ -107,7 +107,7 @@ export class BillingService implements OnModuleInit, OnModuleDestroy {
       throw new InvalidRequestError('Idempotency-Key must be 1-255 printable ASCII characters.', 'Idempotency-Key');
     }
     const requestHash = createHash('sha256').update(JSON.stringify([dto.amount_micros, dto.reason ?? null])).digest('hex');
-    const reference = idempotencyKey ? `admin:${workspaceId}:${idempotencyKey}` : `admin:${workspaceId}:${createHash('sha256').update(`${Date.now()}:${Math.random()}`).digest('hex')}`;
+    const reference = `admin:${workspaceId}:${idempotencyKey ?? randomUUID()}`;
     const existing = idempotencyKey ? await this.findByReference(reference) : null;
     if (existing) return this.replay(existing, requestHash);
     try {

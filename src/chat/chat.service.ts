@@ -5,7 +5,7 @@ import { BillingService } from '../billing/billing.service';
 import { promptTokenBound } from '../billing/hold-estimate';
 import { CatalogService, ResolvedProvider } from '../catalog/catalog.service';
 import type { ModelEntity, ModelType } from '../catalog/model.entity';
-import { ApiError, GatewayError, InvalidRequestError, ModelNotAllowedError } from '../common/errors/api-error';
+import { ApiError, ClientClosedError, GatewayError, InvalidRequestError, ModelNotAllowedError } from '../common/errors/api-error';
 import type { GatewayRequest } from '../common/http/request-context';
 import { costMicros } from '../common/money';
 import type { AuthenticatedKey } from '../keys/key-cache';
@@ -90,13 +90,12 @@ export class ChatService {
     };
     const onClose = () => call.abort.abort();
     res.once('close', onClose);
-    let outcome: Outcome | null;
     try {
-      outcome = await this.run(call);
+      await this.run(call);
     } catch (err) {
       const error = err instanceof ApiError ? err : null;
       if (!error) this.logger.error(`Unexpected error in ${req.id}: ${(err as Error)?.stack ?? err}`);
-      outcome = { ...NOTHING, status: error?.status ?? 500, errorCode: error?.code ?? 'internal_error' };
+      const outcome: Outcome = { ...NOTHING, status: error?.status ?? 500, errorCode: error?.code ?? 'internal_error' };
       // a refusal before the hold moved no money: counted, not logged (a flood of 429s must stay cheap)
       if (call.held) await this.settle(call, outcome);
       else this.metrics.requests.inc({ endpoint: call.path, status: outcome.status });
@@ -104,11 +103,10 @@ export class ChatService {
     } finally {
       res.off('close', onClose);
     }
-    if (outcome) await this.settle(call, outcome);
   }
 
-  /** Resolves to the outcome to settle, or null when the relay settled before answering. */
-  private async run(call: Call): Promise<Outcome | null> {
+  /** Checks, holds, forwards and relays; a successful relay settles before it answers. */
+  private async run(call: Call): Promise<void> {
     const { body, key } = call;
     // the body is checked in full before the model (CONTRACT §3 order: 400 before 404)
     if (call.kind === 'chat') validateStop(body.stop);
@@ -150,7 +148,7 @@ export class ChatService {
 
     const { abort } = call;
     // gone while we checked and held: nothing is forwarded, nothing charged
-    if (abort.signal.aborted) throw new ApiError(499, 'client_closed_request', 'The client closed the request.');
+    if (abort.signal.aborted) throw new ClientClosedError();
     const started = performance.now();
     let upstream: UpstreamResponse;
     try {
@@ -165,13 +163,13 @@ export class ChatService {
   }
 
   /** Non-streaming answer: settle first, then send the provider's body with our model id and cost. */
-  private async relayJson(call: Call, upstream: UpstreamResponse, abort: AbortController): Promise<null> {
+  private async relayJson(call: Call, upstream: UpstreamResponse, abort: AbortController): Promise<void> {
     const chunks: Buffer[] = [];
     try {
       for await (const chunk of upstream.body) chunks.push(chunk);
     } catch (err) {
       // the client left (499), or the provider failed mid-body (timeout 504, else 502)
-      throw this.upstream.failure(call.provider!, abort.signal.aborted ? Object.assign(new Error('aborted'), { name: 'AbortError' }) : err);
+      throw abort.signal.aborted ? new ClientClosedError() : this.upstream.failure(call.provider!, err);
     }
     let parsed: Body;
     try {
@@ -193,11 +191,10 @@ export class ChatService {
     }
     call.res.status(200).setHeader('x-nexo-cost-micros', String(Math.min(outcome.costMicros, call.holdMicros)));
     call.res.json(parsed);
-    return null;
   }
 
   /** Server-sent events, relayed chunk by chunk with our model id; usage read from the stream. */
-  private async relayStream(call: Call, upstream: UpstreamResponse, abort: AbortController): Promise<null> {
+  private async relayStream(call: Call, upstream: UpstreamResponse, abort: AbortController): Promise<void> {
     const { res } = call;
     let streaming = false;
     // headers go out with the first event: a stream that fails before any output is still a
@@ -265,7 +262,7 @@ export class ChatService {
     if (clientGone) upstream.body.destroy?.();
     if (!streaming && !done) {
       // nothing reached the client: a failed request, free of charge
-      if (clientGone) throw new ApiError(499, 'client_closed_request', 'The client closed the request.');
+      if (clientGone) throw new ClientClosedError();
       throw new GatewayError(502, 'The upstream provider ended the stream before sending anything.');
     }
     const u = this.usageOf(call, usage, () => produced);
@@ -283,7 +280,6 @@ export class ChatService {
         res.end('data: [DONE]\n\n');
       }
     }
-    return null;
   }
 
   /** Provider usage when plausible; a real tokenizer when missing; the hold when implausible. */
@@ -320,8 +316,8 @@ export class ChatService {
         requestId: call.req.id,
         workspaceId: call.key.workspaceId,
         keyId: call.key.id,
-        model: call.model ? call.model.id : String(call.body.model).slice(0, 200),
-        provider: call.provider?.id ?? null,
+        model: call.model!.id,
+        provider: call.provider!.id,
         promptTokens: outcome.promptTokens,
         completionTokens: outcome.completionTokens,
         costMicros: outcome.costMicros,

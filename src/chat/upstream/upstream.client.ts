@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Agent, errors, request } from 'undici';
 import { AppConfig } from '../../config/app-config';
-import { ApiError, GatewayError } from '../../common/errors/api-error';
+import { ApiError, ClientClosedError, GatewayError } from '../../common/errors/api-error';
 import type { ResolvedProvider } from '../../catalog/catalog.service';
 import { simulate } from './simulator';
 
@@ -89,7 +89,7 @@ export class UpstreamClient implements OnApplicationShutdown {
       return new GatewayError(504, 'The upstream provider did not answer in time.');
     }
     if ((err as Error)?.name === 'AbortError' || err instanceof errors.RequestAbortedError) {
-      return new ApiError(499, 'client_closed_request', 'The client closed the request.');
+      return new ClientClosedError();
     }
     this.logger.warn(`Provider '${provider.id}' unreachable: ${(err as { code?: string }).code ?? (err as Error)?.name ?? 'error'}`);
     return new GatewayError(502, 'The upstream provider could not be reached.');

@@ -76,6 +76,13 @@ export class ConflictError extends ApiError {
   }
 }
 
+/** The client went away before its answer: logged as 499, never charged. */
+export class ClientClosedError extends ApiError {
+  constructor() {
+    super(499, 'client_closed_request', 'The client closed the request.');
+  }
+}
+
 /** The provider (or a store the gateway needs) failed. Never carries a secret or provider URL. */
 export class GatewayError extends ApiError {
   constructor(status: 502 | 503 | 504, message: string, headers: Record<string, string> = {}) {
