@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Express } from 'express';
 import { AppModule } from './app.module';
-import { jsonBodyMiddleware, requestIdMiddleware } from './common/http/body-parser';
+import { requestIdMiddleware } from './common/http/body-parser';
 import { AppConfig } from './config/app-config';
 
 /** Quiet in tests; one JSON object per line in production (for log shippers); readable otherwise. */
@@ -20,7 +20,7 @@ export async function createHttpApp(config: AppConfig): Promise<INestApplication
   express.disable('x-powered-by');
   express.set('etag', false);
   app.use(requestIdMiddleware);
-  app.use(jsonBodyMiddleware());
+  // no body parser here: the guard reads a body once its key or admin token has been checked
   setupDocs(app);
   app.enableShutdownHooks();
   return app;

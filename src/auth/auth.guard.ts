@@ -1,8 +1,10 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import type { Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 import { AdminAuthError, ApiError, InvalidRequestError } from '../common/errors/api-error';
+import { readJsonBody } from '../common/http/body-parser';
 import type { GatewayRequest } from '../common/http/request-context';
 import { KeysService } from '../keys/keys.service';
 import { AUTH_KIND, AuthKind } from './auth.decorators';
@@ -25,8 +27,9 @@ export function adminTokenMatches(expected: string | null, presented: string | u
 
 /**
  * The one global guard: deny by default. Routes are API-key routes unless marked @Public()
- * or @AdminOnly(). A body that failed to parse is reported here, after authentication, so
- * the check order of CONTRACT §3 holds (401 before 400).
+ * or @AdminOnly(). The body is read, decompressed and parsed here, only once the key or the
+ * admin token in the headers has been checked: an anonymous body costs nothing, and the check
+ * order of CONTRACT §3 holds (401 before 400).
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -39,15 +42,20 @@ export class AuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const kind =
       this.reflector.getAllAndOverride<AuthKind | undefined>(AUTH_KIND, [context.getHandler(), context.getClass()]) ?? 'api-key';
-    const req = context.switchToHttp().getRequest<GatewayRequest>();
-    if (kind === 'public') return true;
+    const http = context.switchToHttp();
+    const req = http.getRequest<GatewayRequest>();
     if (kind === 'admin') {
       if (!this.config.adminToken) throw new ApiError(404, 'not_found', 'The admin API is disabled: ADMIN_TOKEN is not set.');
       if (!adminTokenMatches(this.config.adminToken, bearerToken(req.headers.authorization))) throw new AdminAuthError();
-    } else {
-      req.apiKey = await this.keys.authenticate(bearerToken(req.headers.authorization));
+    } else if (kind === 'metrics') {
+      const presented = bearerToken(req.headers.authorization);
+      const allowed = [this.config.metricsToken, this.config.adminToken].some((token) => adminTokenMatches(token, presented));
+      if (!allowed) throw new AdminAuthError('Incorrect or missing metrics token: send METRICS_TOKEN or ADMIN_TOKEN as a bearer token.');
+    } else if (kind === 'api-key') {
+      req.apiKey = await this.keys.authenticate(bearerToken(req.headers.authorization), req.ip ?? req.socket.remoteAddress);
     }
-    if (req.bodyParseError) throw new InvalidRequestError(req.bodyParseError);
+    await readJsonBody(req, http.getResponse<Response>(), { keepRaw: kind === 'public' });
+    if (kind === 'public') return true;
     if (BODY_METHODS.has(req.method) && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))) {
       throw new InvalidRequestError('The request body must be a JSON object.');
     }

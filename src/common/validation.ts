@@ -1,4 +1,4 @@
-import { ValidationError, ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
 import { InvalidRequestError } from './errors/api-error';
 
 // Type errors say more than range errors: report "must be an array" before "at most N elements".
@@ -32,10 +32,53 @@ export function validationErrorFactory(errors: ValidationError[]): InvalidReques
 }
 
 /**
- * Admin and dashboard bodies: unknown fields are refused, so a PATCH can never set a balance
- * or a workspace id.
+ * The path of the first string (value or object key) holding a NUL character, in the
+ * validation errors' style (`models[2]`, `fallbacks[0].provider`); '' for the value itself;
+ * null when there is none. Iterative: no recursion, whatever the nesting.
  */
-export const strictValidation = new ValidationPipe({
+export function findNul(value: unknown): string | null {
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return path;
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${path}[${i}]`]);
+    } else if (v !== null && typeof v === 'object') {
+      const entries = Object.entries(v as Record<string, unknown>);
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [name, child] = entries[i];
+        const childPath = path ? `${path}.${name}` : name;
+        if (name.includes('\u0000')) return childPath;
+        stack.push([child, childPath]);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * A ValidationPipe that also refuses a NUL character in any string of a body, query or path
+ * parameter: PostgreSQL stores no NUL in text or jsonb, so it would otherwise be a 500.
+ */
+class StrictValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' || metadata.type === 'query' || metadata.type === 'param') {
+      const found = findNul(value);
+      if (found !== null) {
+        const param = metadata.type === 'param' && metadata.data ? metadata.data : found || metadata.data || null;
+        throw new InvalidRequestError(`Invalid request: ${param ?? 'the value'} must not contain a NUL character (\\u0000).`, param);
+      }
+    }
+    return super.transform(value, metadata);
+  }
+}
+
+/**
+ * Admin and dashboard bodies: unknown fields are refused, so a PATCH can never set a balance
+ * or a workspace id. No string may hold a NUL character.
+ */
+export const strictValidation = new StrictValidationPipe({
   whitelist: true,
   forbidNonWhitelisted: true,
   transform: true,

@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache';
+
 /** What the hot path needs to know about the calling key, cached in-process. */
 export interface AuthenticatedKey {
   id: string;
@@ -12,50 +14,88 @@ export interface AuthenticatedKey {
   tpmLimit: number | null;
 }
 
-interface Entry {
+/** A key that exists but may not be used (disabled or revoked): cached under its id. */
+export interface InactiveKey {
+  keyId: string;
+  workspaceId: string;
+}
+
+export interface KeyCacheEntry {
+  /** The usable key; null for a hash of no key, or of a disabled or revoked one. */
   key: AuthenticatedKey | null;
   loadedAt: number;
+  /** Set for a disabled or revoked key, so that invalidating its id or workspace drops it. */
+  keyId?: string;
+  workspaceId?: string;
 }
 
 /**
- * A bounded map from key hash to the key's record (or to "unknown"). Entries are dropped by
- * invalidation messages from any gateway process (through Redis), and after a safety TTL in
- * case a message was missed while Redis was away.
+ * From key hash to the key's record. Keys that exist (usable or not) live in an LRU; hashes of
+ * no key live in a separate, smaller and shorter-lived LRU, so a flood of forged keys can never
+ * evict a live one. Entries are dropped by invalidation messages from any gateway process
+ * (through Redis), and after a safety TTL in case a message was missed; the caller shortens
+ * that TTL (`maxAgeMs`) while invalidation messages cannot arrive.
  */
 export class KeyCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly known: LRUCache<string, KeyCacheEntry>;
+  private readonly unknown: LRUCache<string, KeyCacheEntry>;
 
   constructor(
     private readonly ttlMs = 30_000,
-    private readonly maxEntries = 50_000,
-  ) {}
-
-  get(hash: string, now = Date.now()): Entry | undefined {
-    const entry = this.entries.get(hash);
-    if (entry && now - entry.loadedAt > this.ttlMs) {
-      this.entries.delete(hash);
-      return undefined;
-    }
-    return entry;
+    maxEntries = 50_000,
+    private readonly unknownTtlMs = Math.min(ttlMs, 10_000),
+    unknownMaxEntries = Math.min(maxEntries, 10_000),
+  ) {
+    this.known = new LRUCache({ max: maxEntries });
+    this.unknown = new LRUCache({ max: unknownMaxEntries });
   }
 
-  set(hash: string, key: AuthenticatedKey | null, now = Date.now()): void {
-    if (this.entries.size >= this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
-    this.entries.set(hash, { key, loadedAt: now });
+  get(hash: string, now = Date.now(), maxAgeMs = Number.POSITIVE_INFINITY): KeyCacheEntry | undefined {
+    const known = this.known.get(hash);
+    if (known) return this.fresh(this.known, hash, known, now, Math.min(maxAgeMs, this.ttlMs));
+    const unknown = this.unknown.get(hash);
+    if (unknown) return this.fresh(this.unknown, hash, unknown, now, Math.min(maxAgeMs, this.unknownTtlMs));
+    return undefined;
   }
 
-  /** Drops entries of one key id or of one workspace. */
+  /** Caches a usable key, an inactive one (null with its id), or a hash of no key (null alone). */
+  set(hash: string, key: AuthenticatedKey | null, now = Date.now(), inactive?: InactiveKey): void {
+    if (key || inactive) {
+      this.unknown.delete(hash);
+      this.known.set(hash, key ? { key, loadedAt: now } : { key: null, loadedAt: now, keyId: inactive!.keyId, workspaceId: inactive!.workspaceId });
+    } else {
+      this.known.delete(hash);
+      this.unknown.set(hash, { key: null, loadedAt: now });
+    }
+  }
+
+  /** Drops entries of one key id or of one workspace, usable or not. */
   invalidate(match: { keyId?: string; workspaceId?: string }): void {
-    for (const [hash, entry] of this.entries) {
-      if (!entry.key) continue;
-      if (entry.key.id === match.keyId || entry.key.workspaceId === match.workspaceId) this.entries.delete(hash);
-    }
+    const doomed: string[] = [];
+    this.known.forEach((entry, hash) => {
+      const keyId = entry.key?.id ?? entry.keyId;
+      const workspaceId = entry.key?.workspaceId ?? entry.workspaceId;
+      if ((match.keyId !== undefined && keyId === match.keyId) || (match.workspaceId !== undefined && workspaceId === match.workspaceId)) {
+        doomed.push(hash);
+      }
+    });
+    for (const hash of doomed) this.known.delete(hash);
   }
 
   clear(): void {
-    this.entries.clear();
+    this.known.clear();
+    this.unknown.clear();
+  }
+
+  private fresh(
+    lru: LRUCache<string, KeyCacheEntry>,
+    hash: string,
+    entry: KeyCacheEntry,
+    now: number,
+    maxAgeMs: number,
+  ): KeyCacheEntry | undefined {
+    if (now - entry.loadedAt <= maxAgeMs) return entry;
+    lru.delete(hash);
+    return undefined;
   }
 }

@@ -1,13 +1,24 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
-import { InvalidApiKeyError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
+import { ApiError, InvalidApiKeyError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
+import { AppConfig } from '../config/app-config';
 import { RedisService } from '../redis/redis.service';
 import { WorkspaceEntity } from '../workspaces/workspace.entity';
 import { ApiKeyEntity } from './api-key.entity';
 import { generateApiKey, hashApiKey, isWellFormedApiKey } from './api-key-format';
-import { AuthenticatedKey, KeyCache } from './key-cache';
+import { AuthenticatedKey, InactiveKey, KeyCache } from './key-cache';
 import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto, KeyInfoDto } from './keys.dto';
+import { UnknownKeyThrottle } from './unknown-key-throttle';
+
+/** How long a cached key may be trusted while invalidation messages cannot arrive. */
+export const UNSYNCED_KEY_MAX_AGE_MS = 1_000;
+
+interface LoadedKey {
+  key: AuthenticatedKey | null;
+  /** Set when the key exists but is disabled or revoked. */
+  inactive?: InactiveKey;
+}
 
 interface KeyRow {
   id: string;
@@ -30,13 +41,22 @@ export class KeysService implements OnModuleInit {
   private readonly cache = new KeyCache();
   /** Bumped by every invalidation: a lookup that raced one is not cached. */
   private generation = 0;
+  /**
+   * Lookups in flight by key hash: concurrent requests with one uncached key share one query,
+   * unless an invalidation came since it started.
+   */
+  private readonly inflight = new Map<string, { generation: number; result: Promise<LoadedKey> }>();
+  private readonly unknownKeys: UnknownKeyThrottle;
 
   constructor(
     @InjectRepository(ApiKeyEntity) private readonly keys: Repository<ApiKeyEntity>,
     @InjectRepository(WorkspaceEntity) private readonly workspaces: Repository<WorkspaceEntity>,
     @InjectDataSource() private readonly db: DataSource,
     private readonly redis: RedisService,
-  ) {}
+    config: AppConfig,
+  ) {
+    this.unknownKeys = new UnknownKeyThrottle(config.unknownKeyLookupsPerMinute);
+  }
 
   onModuleInit(): void {
     this.redis.onInvalidate(
@@ -53,24 +73,50 @@ export class KeysService implements OnModuleInit {
     );
   }
 
-  /** Hot path: from the bearer token to an active key, from cache when possible. */
-  async authenticate(token: string | undefined): Promise<AuthenticatedKey> {
+  /**
+   * Hot path: from the bearer token to an active key, from cache when possible. A key not in
+   * the cache costs a database lookup, taken from the client address's budget of unknown-key
+   * lookups (refunded when the key exists): past it, 429 without touching the database.
+   */
+  async authenticate(token: string | undefined, clientAddress?: string): Promise<AuthenticatedKey> {
     if (!token || !isWellFormedApiKey(token)) throw new InvalidApiKeyError();
     const hash = hashApiKey(token);
-    let entry = this.cache.get(hash);
-    if (!entry) {
-      const generation = this.generation;
-      const key = await this.load(hash);
-      if (generation === this.generation) this.cache.set(hash, key);
-      entry = { key, loadedAt: Date.now() };
-    }
-    const key = entry.key;
+    // while invalidations cannot arrive, a cached entry is trusted for 1 s only
+    const maxAge = this.redis.invalidationHealthy ? undefined : UNSYNCED_KEY_MAX_AGE_MS;
+    const entry = this.cache.get(hash, Date.now(), maxAge);
+    const key = entry ? entry.key : await this.lookup(hash, clientAddress);
     if (!key) throw new InvalidApiKeyError();
     if (key.expiresAt !== null && key.expiresAt <= Date.now()) throw new InvalidApiKeyError('This API key has expired.');
     return key;
   }
 
-  private async load(hash: string): Promise<AuthenticatedKey | null> {
+  /** A key not in the cache: from the database, within the client address's lookup budget. */
+  private async lookup(hash: string, clientAddress: string | undefined): Promise<AuthenticatedKey | null> {
+    const pending = this.inflight.get(hash);
+    if (pending && pending.generation === this.generation) return (await pending.result).key;
+    const wait = this.unknownKeys.take(clientAddress);
+    if (wait > 0) {
+      const message = `Too many requests with unknown API keys from your address. Try again in ${wait}s.`;
+      throw new ApiError(429, 'rate_limit_exceeded', message, 'requests', null, { 'retry-after': String(wait) });
+    }
+    const generation = this.generation;
+    const result = this.load(hash).then((loaded) => {
+      // a lookup that raced an invalidation is not cached
+      if (generation === this.generation) this.cache.set(hash, loaded.key, Date.now(), loaded.inactive);
+      return loaded;
+    });
+    const flight = { generation, result };
+    this.inflight.set(hash, flight);
+    try {
+      const loaded = await result;
+      if (loaded.key || loaded.inactive) this.unknownKeys.refund(clientAddress);
+      return loaded.key;
+    } finally {
+      if (this.inflight.get(hash) === flight) this.inflight.delete(hash);
+    }
+  }
+
+  private async load(hash: string): Promise<LoadedKey> {
     const rows: KeyRow[] = await this.db.query(
       `SELECT k.id, k.workspace_id, k.name, k.prefix, k.models, k.budget_micros, k.expires_at, k.disabled, k.revoked_at,
               k.rpm_limit, k.tpm_limit, w.rpm_limit AS ws_rpm_limit, w.tpm_limit AS ws_tpm_limit
@@ -79,8 +125,9 @@ export class KeysService implements OnModuleInit {
       [hash],
     );
     const row = rows[0];
-    if (!row || row.disabled || row.revoked_at) return null;
-    return {
+    if (!row) return { key: null };
+    if (row.disabled || row.revoked_at) return { key: null, inactive: { keyId: row.id, workspaceId: row.workspace_id } };
+    const key: AuthenticatedKey = {
       id: row.id,
       workspaceId: row.workspace_id,
       name: row.name,
@@ -91,6 +138,7 @@ export class KeysService implements OnModuleInit {
       rpmLimit: row.rpm_limit ?? row.ws_rpm_limit,
       tpmLimit: row.tpm_limit ?? row.ws_tpm_limit,
     };
+    return { key };
   }
 
   async create(workspaceId: string, dto: ApiKeyCreateDto): Promise<ApiKeyCreatedDto> {
@@ -106,7 +154,7 @@ export class KeysService implements OnModuleInit {
       budgetMicros: dto.budget_micros ?? null,
       rpmLimit: dto.rpm_limit ?? null,
       tpmLimit: dto.tpm_limit ?? null,
-      expiresAt: this.parseExpiry(dto.expires_at),
+      expiresAt: this.parseExpiry(dto.expires_at, { future: true }),
     });
     const saved = await this.keys.save(entity);
     return { ...KeysService.toDto(saved), key: generated.key };
@@ -142,10 +190,14 @@ export class KeysService implements OnModuleInit {
     return keys.map((k) => KeysService.toDto(k));
   }
 
-  private parseExpiry(value: string | null | undefined): Date | null {
+  /** A new key must not be born expired; an update may set a past date to expire a key at once. */
+  private parseExpiry(value: string | null | undefined, options: { future?: boolean } = {}): Date | null {
     if (value === undefined || value === null) return null;
     const date = new Date(value);
     if (Number.isNaN(date.getTime())) throw new InvalidRequestError('expires_at must be an ISO 8601 date-time.', 'expires_at');
+    if (options.future && date.getTime() <= Date.now()) {
+      throw new InvalidRequestError('expires_at must be in the future: this key would be expired at creation.', 'expires_at');
+    }
     return date;
   }
 

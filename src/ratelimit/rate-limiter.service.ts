@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { RateLimitError } from '../common/errors/api-error';
+import { AppConfig } from '../config/app-config';
 import type { AuthenticatedKey } from '../keys/key-cache';
 import { RedisService } from '../redis/redis.service';
 
@@ -28,17 +29,22 @@ end
 return {0, 0}
 `;
 
+const TIMED_OUT = Symbol('timed out');
+
 /**
  * Requests- and tokens-per-minute limits of a key (its own, else its workspace's; none is
- * unlimited). Limits guard traffic, not money, so an unreachable Redis lets requests through
- * (money is held in PostgreSQL regardless).
+ * unlimited). Limits guard traffic, not money, so an unreachable or frozen Redis lets requests
+ * through after RATE_LIMIT_TIMEOUT_MS (50 ms) at most (money is held in PostgreSQL regardless).
  */
 @Injectable()
 export class RateLimiter {
   private readonly logger = new Logger(RateLimiter.name);
   private lastWarning = 0;
 
-  constructor(private readonly redis: RedisService) {
+  constructor(
+    private readonly redis: RedisService,
+    private readonly config: AppConfig,
+  ) {
     redis.client.defineCommand('nexoRateLimit', { numberOfKeys: 2, lua: SCRIPT });
   }
 
@@ -49,7 +55,7 @@ export class RateLimiter {
     const retryAfter = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
     let result: [number, number];
     try {
-      result = await (this.redis.client as unknown as RateLimitClient).nexoRateLimit(
+      const call = (this.redis.client as unknown as RateLimitClient).nexoRateLimit(
         this.redis.key('rl', key.id, 'r', String(window)),
         this.redis.key('rl', key.id, 't', String(window)),
         key.rpmLimit ?? 0,
@@ -57,6 +63,9 @@ export class RateLimiter {
         tokens,
         120,
       );
+      const answer = await withTimeout(call, this.config.rateLimitTimeoutMs);
+      if (answer === TIMED_OUT) throw new Error(`no answer within ${this.config.rateLimitTimeoutMs} ms`);
+      result = answer;
     } catch (err) {
       if (now - this.lastWarning > 10_000) {
         this.lastWarning = now;
@@ -67,6 +76,19 @@ export class RateLimiter {
     if (result[0] === 1) throw new RateLimitError('requests', result[1], retryAfter);
     if (result[0] === 2) throw new RateLimitError('tokens', result[1], retryAfter);
   }
+}
+
+/**
+ * The call's answer, or TIMED_OUT after `ms`. The timer yields once more to I/O before giving
+ * up, so an answer that arrived while the event loop was busy still wins over the timer.
+ */
+function withTimeout<T>(call: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  call.catch(() => undefined); // a late failure, after the timeout, is nobody's concern
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => setImmediate(() => resolve(TIMED_OUT)), ms);
+  });
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
 
 interface RateLimitClient {

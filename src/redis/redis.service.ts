@@ -49,6 +49,11 @@ export class RedisService implements OnApplicationShutdown {
     };
   }
 
+  /** Whether invalidation messages can arrive now; while not, caches must not trust old entries. */
+  get invalidationHealthy(): boolean {
+    return this.subscriber.status === 'ready';
+  }
+
   key(...parts: string[]): string {
     return [this.config.redisPrefix, ...parts].join(':');
   }

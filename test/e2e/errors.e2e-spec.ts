@@ -144,7 +144,9 @@ describe('errors (CONTRACT §3)', () => {
     });
 
     it('when the key has expired', async () => {
-      const k = await gw.workspaceWithKey(10_000_000, { expires_at: new Date(Date.now() - 60_000).toISOString() });
+      // a key cannot be created expired (400): it expires by PATCH
+      const k = await gw.workspaceWithKey(10_000_000);
+      await gw.admin().patch(`/admin/keys/${k.keyId}`).send({ expires_at: new Date(Date.now() - 60_000).toISOString() }).expect(200);
       expectError(await chat(k.key, chatBody()), 401, 'invalid_api_key');
       expectError(await gw.http().get('/v1/key').set('authorization', `Bearer ${k.key}`), 401, 'invalid_api_key');
     });

@@ -6,8 +6,8 @@ export interface GatewayRequest extends Request {
   id: string;
   startedAt: number;
   apiKey?: AuthenticatedKey;
-  /** Bytes of the body as received (after decompression). */
+  /** Bytes of the body as received (after decompression); set once the body has been read. */
   bodyBytes?: number;
-  /** Set by the JSON body parser when the body was not JSON; reported after authentication. */
-  bodyParseError?: string;
+  /** The body's bytes, kept on public routes only (e.g. for a webhook signature). */
+  rawBody?: Buffer;
 }
