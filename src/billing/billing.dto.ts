@@ -1,12 +1,18 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { MAX_CREDIT_MICROS } from '../common/money';
 
 export class CreditCreateDto {
-  @ApiProperty({ description: 'micro-USD; negative corrects and may take the balance below zero', example: 5_000_000 })
+  @ApiProperty({
+    description: 'micro-USD, at most 10^12 either way; negative corrects and may take the balance below zero (the balance stays within ±(2^53-1))',
+    example: 5_000_000,
+    minimum: -MAX_CREDIT_MICROS,
+    maximum: MAX_CREDIT_MICROS,
+  })
   @IsInt()
-  @Min(-1_000_000_000_000_000)
-  @Max(1_000_000_000_000_000)
+  @Min(-MAX_CREDIT_MICROS)
+  @Max(MAX_CREDIT_MICROS)
   amount_micros: number;
 
   @ApiPropertyOptional({ example: 'manual top-up' })

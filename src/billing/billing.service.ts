@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { ConflictError, GatewayError, InsufficientQuotaError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
-import { formatUsd } from '../common/money';
+import { formatUsd, MAX_BALANCE_MICROS, safeMicros } from '../common/money';
 import { rowsOf } from '../database/sql';
 import type { ModelEntity } from '../catalog/model.entity';
 import type { AuthenticatedKey } from '../keys/key-cache';
@@ -112,17 +112,29 @@ export class BillingService implements OnModuleInit, OnModuleDestroy {
     if (existing) return this.replay(existing, requestHash);
     try {
       const entry = await this.db.transaction(async (tx) => {
+        // the bound is checked by the statement that moves the balance, under its row lock:
+        // concurrent credits cannot jointly leave the range (CONTRACT §2)
         const rows = await rowsOf<{ balance_micros: string }>(
           tx,
-          'UPDATE workspaces SET balance_micros = balance_micros + $2, updated_at = now() WHERE id = $1 RETURNING balance_micros',
-          [workspaceId, dto.amount_micros],
+          `UPDATE workspaces SET balance_micros = balance_micros + $2, updated_at = now()
+            WHERE id = $1 AND balance_micros + $2 BETWEEN -$3::bigint AND $3::bigint AND balance_micros + $2 - held_micros >= -$3::bigint
+            RETURNING balance_micros`,
+          [workspaceId, dto.amount_micros, MAX_BALANCE_MICROS],
         );
-        if (rows.length === 0) throw new NotFoundError(`Workspace '${workspaceId}' not found.`);
+        if (rows.length === 0) {
+          const [found] = await rowsOf<{ balance_micros: string }>(tx, 'SELECT balance_micros FROM workspaces WHERE id = $1', [workspaceId]);
+          if (!found) throw new NotFoundError(`Workspace '${workspaceId}' not found.`);
+          throw new InvalidRequestError(
+            `This ${dto.amount_micros > 0 ? 'credit' : 'correction'} would take the balance (${formatUsd(safeMicros(found.balance_micros))}) ` +
+              `outside the supported range of ±${formatUsd(MAX_BALANCE_MICROS)}. Nothing was changed.`,
+            'amount_micros',
+          );
+        }
         const inserted = await this.repo.insertLedger(tx, {
           workspaceId,
           kind: dto.amount_micros > 0 ? 'credit' : 'correction',
           amountMicros: dto.amount_micros,
-          balanceAfterMicros: Number(rows[0].balance_micros),
+          balanceAfterMicros: safeMicros(rows[0].balance_micros),
           reference,
           reason: dto.reason ?? null,
           requestHash,
@@ -173,8 +185,8 @@ export class BillingService implements OnModuleInit, OnModuleDestroy {
       id: String(r.id),
       workspace_id: r.workspace_id,
       kind: r.kind,
-      amount_micros: Number(r.amount_micros),
-      balance_after_micros: Number(r.balance_after_micros),
+      amount_micros: safeMicros(r.amount_micros),
+      balance_after_micros: safeMicros(r.balance_after_micros),
       reference: r.reference,
       key_id: r.key_id,
       reason: r.reason,

@@ -1,5 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf } from 'class-validator';
+import { DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_TOKENS_FIELDS } from './provider.entity';
+import type { MaxTokensField } from './provider.entity';
 
 export class ModelUpsertDto {
   @ApiProperty({ example: 'Qwen/Qwen-Plus' })
@@ -71,6 +73,27 @@ export class ProviderUpsertDto {
   @IsString()
   @Length(1, 4096)
   api_key?: string | null;
+
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: MAX_CONNECTIONS_LIMIT,
+    default: DEFAULT_MAX_CONNECTIONS,
+    description: 'Most requests in flight to this provider; more wait briefly, then answer 503. Omitted: unchanged.',
+  })
+  @ValidateIf((_, v) => v !== undefined) // omitted keeps it; null is not a value
+  @IsInt()
+  @Min(1)
+  @Max(MAX_CONNECTIONS_LIMIT)
+  max_connections?: number;
+
+  @ApiPropertyOptional({
+    enum: MAX_TOKENS_FIELDS,
+    default: 'both',
+    description: 'The request field that carries the completion bound to this provider. Omitted: unchanged.',
+  })
+  @ValidateIf((_, v) => v !== undefined)
+  @IsIn(MAX_TOKENS_FIELDS)
+  max_tokens_field?: MaxTokensField;
 }
 
 export class ModelDto {
@@ -89,6 +112,8 @@ export class ProviderDto {
   @ApiProperty() id: string;
   @ApiProperty() base_url: string;
   @ApiProperty() has_api_key: boolean;
+  @ApiProperty() max_connections: number;
+  @ApiProperty({ enum: MAX_TOKENS_FIELDS }) max_tokens_field: MaxTokensField;
 }
 
 /** One entry of `GET /v1/models`. */

@@ -6,7 +6,7 @@ import { InvalidRequestError, ModelNotFoundError, NotFoundError } from '../commo
 import { SecretBox } from '../common/secret-box';
 import { RedisService } from '../redis/redis.service';
 import { ModelEntity, ModelType } from './model.entity';
-import { ProviderEntity } from './provider.entity';
+import { DEFAULT_MAX_CONNECTIONS, MaxTokensField, ProviderEntity } from './provider.entity';
 import { ModelDto, ModelUpsertDto, ProviderDto, ProviderUpsertDto } from './catalog.dto';
 import { STARTER_MODELS, STARTER_PROVIDERS } from './starter-catalog';
 
@@ -15,6 +15,10 @@ export interface ResolvedProvider {
   id: string;
   baseUrl: string;
   apiKey: string | null;
+  /** Most requests in flight to it at once (its connection pool size), 1..10000. */
+  maxConnections: number;
+  /** The field(s) the completion bound is sent in: `max_tokens`, `max_completion_tokens` or `both`. */
+  maxTokensField: MaxTokensField;
 }
 
 /** Safety net for a missed invalidation (Redis away while an operator changed a price). */
@@ -90,7 +94,16 @@ export class CatalogService implements OnModuleInit {
       loadedAt: Date.now(),
       models: new Map(models.map((m) => [m.id, m])),
       providers: new Map(
-        providers.map((p) => [p.id, { id: p.id, baseUrl: p.baseUrl, apiKey: p.apiKeyEncrypted ? this.box.open(p.apiKeyEncrypted) : null }]),
+        providers.map((p) => [
+          p.id,
+          {
+            id: p.id,
+            baseUrl: p.baseUrl,
+            apiKey: p.apiKeyEncrypted ? this.box.open(p.apiKeyEncrypted) : null,
+            maxConnections: p.maxConnections,
+            maxTokensField: p.maxTokensField,
+          },
+        ]),
       ),
     };
     if (generation === this.generation) this.snapshot = snapshot;
@@ -143,23 +156,51 @@ export class CatalogService implements OnModuleInit {
     return CatalogService.modelDto(saved);
   }
 
+  /**
+   * Creates or updates a provider in one statement. A key is never sent to a host it was not
+   * given for: a new base_url without a new api_key clears the stored key (CONTRACT §4).
+   * Settings the request omits keep their stored values (defaults for a new provider).
+   */
   async upsertProvider(dto: ProviderUpsertDto): Promise<ProviderDto> {
-    const values: Partial<ProviderEntity> = { id: dto.id, baseUrl: dto.base_url.replace(/\/+$/, '') };
-    if (dto.api_key !== undefined) values.apiKeyEncrypted = dto.api_key === null ? null : this.box.seal(dto.api_key);
-    await this.providers.upsert(values, ['id']);
+    const keyGiven = dto.api_key !== undefined;
+    const sealed = dto.api_key === undefined || dto.api_key === null ? null : this.box.seal(dto.api_key);
+    await this.db.query(
+      `INSERT INTO providers (id, base_url, api_key_encrypted, max_connections, max_tokens_field)
+       VALUES ($1, $2, $3, COALESCE($5::integer, $7::integer), COALESCE($6::text, 'both'))
+       ON CONFLICT (id) DO UPDATE SET
+         base_url = EXCLUDED.base_url,
+         api_key_encrypted = CASE
+           WHEN $4::boolean THEN EXCLUDED.api_key_encrypted
+           WHEN providers.base_url = EXCLUDED.base_url THEN providers.api_key_encrypted
+           ELSE NULL END,
+         max_connections = COALESCE($5::integer, providers.max_connections),
+         max_tokens_field = COALESCE($6::text, providers.max_tokens_field),
+         updated_at = now()`,
+      [dto.id, normalizeBaseUrl(dto.base_url), sealed, keyGiven, dto.max_connections ?? null, dto.max_tokens_field ?? null, DEFAULT_MAX_CONNECTIONS],
+    );
     await this.invalidate();
     return this.providerDto(dto.id);
   }
 
   async listProviders(): Promise<ProviderDto[]> {
     const snap = await this.current();
-    return [...snap.providers.values()].map((p) => ({ id: p.id, base_url: p.baseUrl, has_api_key: p.apiKey !== null }));
+    return [...snap.providers.values()].map((p) => CatalogService.toProviderDto(p));
   }
 
   private async providerDto(id: string): Promise<ProviderDto> {
     const provider = (await this.current()).providers.get(id);
     if (!provider) throw new NotFoundError(`Provider '${id}' not found.`);
-    return { id: provider.id, base_url: provider.baseUrl, has_api_key: provider.apiKey !== null };
+    return CatalogService.toProviderDto(provider);
+  }
+
+  private static toProviderDto(p: ResolvedProvider): ProviderDto {
+    return {
+      id: p.id,
+      base_url: p.baseUrl,
+      has_api_key: p.apiKey !== null,
+      max_connections: p.maxConnections,
+      max_tokens_field: p.maxTokensField,
+    };
   }
 
   async listAllModels(): Promise<ModelDto[]> {
@@ -178,7 +219,11 @@ export class CatalogService implements OnModuleInit {
    */
   async seed(): Promise<void> {
     for (const p of STARTER_PROVIDERS) {
-      await this.db.query(`INSERT INTO providers (id, base_url) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [p.id, p.baseUrl]);
+      await this.db.query(`INSERT INTO providers (id, base_url, max_tokens_field) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`, [
+        p.id,
+        p.baseUrl,
+        p.maxTokensField,
+      ]);
     }
     for (const m of STARTER_MODELS) {
       await this.db.query(
@@ -188,15 +233,26 @@ export class CatalogService implements OnModuleInit {
       );
     }
     for (const [id, override] of Object.entries(this.config.providerOverrides)) {
-      const exists = await this.providers.existsBy({ id });
-      if (!exists && !override.baseUrl) {
+      const existing = await this.providers.createQueryBuilder('p').addSelect('p.apiKeyEncrypted').where('p.id = :id', { id }).getOne();
+      if (!existing && !override.baseUrl) {
         this.logger.warn(`PROVIDER_${id.toUpperCase()}_API_KEY is set but provider '${id}' does not exist and has no base URL: ignored`);
         continue;
       }
       const values: Partial<ProviderEntity> = { id };
-      if (override.baseUrl) values.baseUrl = override.baseUrl;
+      if (override.baseUrl) values.baseUrl = normalizeBaseUrl(override.baseUrl);
       if (override.apiKey) values.apiKeyEncrypted = this.box.seal(override.apiKey);
-      if (exists) await this.providers.update({ id }, values);
+      else if (existing && values.baseUrl !== undefined && values.baseUrl !== existing.baseUrl) {
+        // a key is never sent to a host it was not given for
+        values.apiKeyEncrypted = null;
+        const env = `PROVIDER_${id.toUpperCase()}`;
+        if (existing.apiKeyEncrypted) {
+          this.logger.warn(
+            `${env}_BASE_URL changed the base URL of provider '${id}' without ${env}_API_KEY: its stored API key was cleared. ` +
+              `Set ${env}_API_KEY (or PUT /admin/providers) to give it a key for the new URL.`,
+          );
+        }
+      }
+      if (existing) await this.providers.update({ id }, values);
       else await this.providers.insert(values);
     }
     await this.invalidate();
@@ -221,4 +277,9 @@ export class CatalogService implements OnModuleInit {
       context_length: m.contextLength,
     };
   }
+}
+
+/** Base URLs are stored without trailing slashes, so `…/v1` and `…/v1/` are the same host and path. */
+function normalizeBaseUrl(url: string): string {
+  return url.replace(/\/+$/, '');
 }

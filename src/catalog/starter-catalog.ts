@@ -1,10 +1,11 @@
 import type { ModelType } from './model.entity';
+import type { MaxTokensField } from './provider.entity';
 
 /** Seeded by `npm start` (CONTRACT §2). Prices in micro-USD per 1M tokens. */
-export const STARTER_PROVIDERS: Array<{ id: string; baseUrl: string }> = [
-  { id: 'deepseek', baseUrl: 'https://api.deepseek.com/v1' },
-  { id: 'openai', baseUrl: 'https://api.openai.com/v1' },
-  { id: 'dashscope', baseUrl: 'https://dashscope-intl.aliyuncs.com/compatible-mode/v1' },
+export const STARTER_PROVIDERS: Array<{ id: string; baseUrl: string; maxTokensField: MaxTokensField }> = [
+  { id: 'deepseek', baseUrl: 'https://api.deepseek.com/v1', maxTokensField: 'max_tokens' },
+  { id: 'openai', baseUrl: 'https://api.openai.com/v1', maxTokensField: 'max_completion_tokens' },
+  { id: 'dashscope', baseUrl: 'https://dashscope-intl.aliyuncs.com/compatible-mode/v1', maxTokensField: 'max_tokens' },
 ];
 
 export interface StarterModel {

@@ -3,6 +3,24 @@ import { ValueTransformer } from 'typeorm';
 /** 1 USD in micro-USD. */
 export const MICROS_PER_USD = 1_000_000;
 
+/** CONTRACT §2: the largest credit or correction, in micro-USD ($1,000,000). */
+export const MAX_CREDIT_MICROS = 1_000_000_000_000;
+
+/** CONTRACT §2: no balance or spend leaves ±(2^53 - 1), the exact JSON integers. */
+export const MAX_BALANCE_MICROS = Number.MAX_SAFE_INTEGER;
+
+/**
+ * A bigint from PostgreSQL (a string) as a JSON-safe number. Amounts are kept within ±(2^53-1)
+ * where they are written; one outside it (written by hand) is answered clamped to that range,
+ * never as a 500 and never as an inexact number.
+ */
+export function safeMicros(value: string | number | bigint): number {
+  const big = typeof value === 'bigint' ? value : typeof value === 'number' ? BigInt(Math.trunc(value)) : BigInt(value);
+  if (big > BigInt(Number.MAX_SAFE_INTEGER)) return Number.MAX_SAFE_INTEGER;
+  if (big < BigInt(-Number.MAX_SAFE_INTEGER)) return -Number.MAX_SAFE_INTEGER;
+  return Number(big);
+}
+
 /** `$X.XXXXXX` for people; exact, no floating point. */
 export function formatUsd(micros: number): string {
   const sign = micros < 0 ? '-' : '';
@@ -13,16 +31,15 @@ export function formatUsd(micros: number): string {
 }
 
 /**
- * bigint columns come back from pg as strings; micro-USD amounts stay far below 2^53
- * (9 billion USD), so they are exact as JS numbers. Anything larger is refused loudly.
+ * bigint columns come back from pg as strings; micro-USD amounts are kept within ±(2^53-1)
+ * (9 billion USD), so they are exact as JS numbers. One outside (only by hand) is clamped by
+ * safeMicros rather than failing every read of its row.
  */
 export const bigintMicros: ValueTransformer = {
   to: (value: number | null | undefined) => value,
   from: (value: string | null) => {
     if (value === null || value === undefined) return value;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n)) throw new Error(`bigint value out of safe range: ${value}`);
-    return n;
+    return safeMicros(value);
   },
 };
 

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { NotFoundError } from '../common/errors/api-error';
+import { safeMicros } from '../common/money';
 import { WorkspaceEntity } from './workspace.entity';
 import { RedisService } from '../redis/redis.service';
 import { WorkspaceCreateDto, WorkspaceDto, WorkspaceUpdateDto } from './workspaces.dto';
@@ -42,7 +43,7 @@ export class WorkspacesService {
       id: w.id,
       name: w.name,
       balance_micros: w.balanceMicros,
-      available_micros: w.balanceMicros - w.heldMicros,
+      available_micros: safeMicros(BigInt(w.balanceMicros) - BigInt(w.heldMicros)),
       held_micros: w.heldMicros,
       rpm_limit: w.rpmLimit,
       tpm_limit: w.tpmLimit,

@@ -467,12 +467,18 @@ describe('admin API', () => {
     it('PUT /admin/providers never returns the api_key and stores it encrypted', async () => {
       const secret = `sk-very-secret-${randomUUID()}`;
       const put = await gw.admin().put('/admin/providers').send({ id: 'acme-llm', base_url: `${provider.url}/`, api_key: secret }).expect(200);
-      expect(put.body).toEqual({ id: 'acme-llm', base_url: provider.url, has_api_key: true });
+      expect(put.body).toEqual({ id: 'acme-llm', base_url: provider.url, has_api_key: true, max_connections: 256, max_tokens_field: 'both' });
       expect(put.text).not.toContain(secret);
 
       const list = await gw.admin().get('/admin/providers').expect(200);
       expect(list.text).not.toContain(secret);
-      expect(list.body.data.find((p: { id: string }) => p.id === 'acme-llm')).toEqual({ id: 'acme-llm', base_url: provider.url, has_api_key: true });
+      expect(list.body.data.find((p: { id: string }) => p.id === 'acme-llm')).toEqual({
+        id: 'acme-llm',
+        base_url: provider.url,
+        has_api_key: true,
+        max_connections: 256,
+        max_tokens_field: 'both',
+      });
       for (const p of list.body.data) expect(p).not.toHaveProperty('api_key');
 
       const [row] = await gw.db.query('SELECT * FROM providers WHERE id = $1', [

@@ -1,4 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import type { Readable } from 'node:stream';
 import { Agent, errors, request } from 'undici';
 import { AppConfig } from '../../config/app-config';
 import { ApiError, ClientClosedError, GatewayError } from '../../common/errors/api-error';
@@ -12,26 +13,34 @@ export interface UpstreamResponse {
   simulated: boolean;
 }
 
+/** One provider's in-flight requests, bounded by its max_connections. */
+interface ProviderPool {
+  limit: number;
+  inFlight: number;
+  /** Requests waiting for a slot, first come first served. */
+  waiters: Array<() => void>;
+}
+
 /**
  * Forwards to OpenAI-compatible providers over pooled keep-alive connections, with the
  * provider's key (never the customer's). In development, a provider without a key is
  * answered by the built-in simulator; production never simulates.
+ *
+ * Each provider has its own connection pool of `max_connections` and as many requests in
+ * flight at most: a request holds its slot until its response body has been consumed, has
+ * failed or was destroyed (a stream for its whole life). One that cannot get a slot within
+ * UPSTREAM_CONNECT_WAIT_MS answers 503 with Retry-After instead of queueing unseen.
  */
 @Injectable()
 export class UpstreamClient implements OnApplicationShutdown {
   private readonly logger = new Logger(UpstreamClient.name);
-  private readonly agent: Agent;
+  private readonly agents = new Map<string, { agent: Agent; connections: number }>();
+  private readonly pools = new Map<string, ProviderPool>();
+  /** A 2xx body nobody started reading within this time is destroyed, so its slot is freed. */
+  private readonly unreadBodyMs: number;
 
   constructor(private readonly config: AppConfig) {
-    this.agent = new Agent({
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 300_000,
-      connections: 256,
-      pipelining: 1,
-      headersTimeout: config.upstreamTimeoutMs,
-      bodyTimeout: config.upstreamTimeoutMs,
-      connect: { timeout: 10_000 },
-    });
+    this.unreadBodyMs = Math.min(config.upstreamTimeoutMs, 30_000);
   }
 
   async post(provider: ResolvedProvider, path: string, payload: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse> {
@@ -40,10 +49,13 @@ export class UpstreamClient implements OnApplicationShutdown {
       this.logger.log(`Simulated ${path} for provider '${provider.id}' (no API key configured; development only)`);
       return simulate(path, payload);
     }
+    let release: (() => void) | null = null;
+    let handedOver = false;
     try {
+      release = await this.acquire(provider, signal);
       const res = await request(`${provider.baseUrl}${path}`, {
         method: 'POST',
-        dispatcher: this.agent,
+        dispatcher: this.agentFor(provider),
         signal,
         headers: {
           'content-type': 'application/json',
@@ -54,20 +66,127 @@ export class UpstreamClient implements OnApplicationShutdown {
       });
       const contentType = String(res.headers['content-type'] ?? '');
       if (res.statusCode >= 200 && res.statusCode < 300) {
+        this.releaseWhenDone(res.body, release, signal);
+        handedOver = true;
         return { status: res.statusCode, contentType, body: res.body, simulated: false };
       }
       const text = await res.body.text().catch(() => '');
       throw this.mapError(provider, res.statusCode, text, res.headers['retry-after']);
     } catch (err) {
       throw this.failure(provider, err);
+    } finally {
+      if (!handedOver) release?.();
     }
+  }
+
+  /** Requests in flight to a provider (for tests and diagnostics). */
+  inFlight(providerId: string): number {
+    return this.pools.get(providerId)?.inFlight ?? 0;
+  }
+
+  /**
+   * A slot of the provider's pool: at once when one is free, else after waiting at most
+   * UPSTREAM_CONNECT_WAIT_MS (then 503 gateway_error with Retry-After), or until the client
+   * leaves. The returned function frees it, once, however often it is called.
+   */
+  private acquire(provider: ResolvedProvider, signal: AbortSignal): Promise<() => void> {
+    let pool = this.pools.get(provider.id);
+    if (!pool) this.pools.set(provider.id, (pool = { limit: provider.maxConnections, inFlight: 0, waiters: [] }));
+    const p = pool;
+    p.limit = provider.maxConnections;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      p.inFlight--;
+      grantWaiting(p);
+    };
+    if (signal.aborted) return Promise.reject(new ClientClosedError());
+    if (p.waiters.length === 0 && p.inFlight < p.limit) {
+      p.inFlight++;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve, reject) => {
+      const leave = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        const at = p.waiters.indexOf(grant);
+        if (at >= 0) p.waiters.splice(at, 1);
+      };
+      const grant = () => {
+        leave();
+        resolve(release);
+      };
+      const onAbort = () => {
+        leave();
+        reject(new ClientClosedError());
+      };
+      const timer = setTimeout(() => {
+        leave();
+        this.logger.warn(`Provider '${provider.id}' has all its ${p.limit} connections busy: request refused with 503`);
+        reject(
+          new GatewayError(503, 'All connections to the upstream provider are busy. Retry shortly.', {
+            'retry-after': String(Math.max(1, Math.ceil(this.config.upstreamConnectWaitMs / 1000))),
+          }),
+        );
+      }, this.config.upstreamConnectWaitMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.waiters.push(grant);
+      grantWaiting(p); // the limit may have been raised since
+    });
+  }
+
+  /**
+   * Frees the slot once the body is done with: read to its end, failed, destroyed (a relay
+   * breaking out of `for await`, undici on the client's abort), or the request aborted. A body
+   * nobody starts reading is destroyed after a while, so its slot cannot leak.
+   */
+  private releaseWhenDone(body: Readable, release: () => void, signal: AbortSignal): void {
+    const done = () => {
+      clearTimeout(unread);
+      signal.removeEventListener('abort', done);
+      release();
+    };
+    const unread = setTimeout(() => {
+      const reading = body.readableDidRead || body.listenerCount('data') > 0 || body.listenerCount('readable') > 0;
+      if (!reading) body.destroy(new Error('upstream response body was never read'));
+    }, this.unreadBodyMs);
+    unread.unref();
+    body.once('end', done);
+    body.once('close', done);
+    body.once('error', done);
+    signal.addEventListener('abort', done, { once: true });
+    if (body.destroyed || body.readableEnded || signal.aborted) done();
+  }
+
+  /** The provider's own dispatcher, sized to its max_connections (replaced when that changes). */
+  private agentFor(provider: ResolvedProvider): Agent {
+    const current = this.agents.get(provider.id);
+    if (current && current.connections === provider.maxConnections) return current.agent;
+    const agent = new Agent({
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 300_000,
+      connections: provider.maxConnections,
+      pipelining: 1,
+      headersTimeout: this.config.upstreamTimeoutMs,
+      bodyTimeout: this.config.upstreamTimeoutMs,
+      connect: { timeout: 10_000 },
+    });
+    this.agents.set(provider.id, { agent, connections: provider.maxConnections });
+    // requests still running on the old pool finish there; it closes after them
+    if (current) void current.agent.close().catch(() => undefined);
+    return agent;
   }
 
   /** Provider statuses to the gateway's: caller's faults pass through, ours become gateway_error. */
   private mapError(provider: ResolvedProvider, status: number, text: string, retryAfter: string | string[] | undefined): ApiError {
-    const message = providerMessage(text);
     if (status === 400 || status === 404 || status === 422) {
-      return new ApiError(status, 'invalid_request_error', message ?? `The provider refused the request (HTTP ${status}).`);
+      const message = providerMessage(text);
+      return new ApiError(
+        status,
+        'invalid_request_error',
+        message === null ? `The provider refused the request (HTTP ${status}).` : scrubProviderSecrets(message, provider).slice(0, 2_000),
+      );
     }
     if (status === 401 || status === 403) {
       this.logger.error(`Provider '${provider.id}' refused our credentials (HTTP ${status})`);
@@ -96,8 +215,57 @@ export class UpstreamClient implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.agent.close().catch(() => undefined);
+    await Promise.all([...this.agents.values()].map(({ agent }) => agent.close().catch(() => undefined)));
+    this.agents.clear();
   }
+}
+
+/** Hands free slots to waiting requests, oldest first. */
+function grantWaiting(pool: ProviderPool): void {
+  while (pool.inFlight < pool.limit && pool.waiters.length > 0) {
+    const grant = pool.waiters.shift()!;
+    pool.inFlight++;
+    grant();
+  }
+}
+
+const REDACTED = '[redacted]';
+
+/**
+ * A provider message with the gateway's provider key and the provider's base URL (and its
+ * host, and any credentials in it) replaced: a provider that echoes the request must not show
+ * them to the customer (CONTRACT §3).
+ */
+export function scrubProviderSecrets(message: string, provider: Pick<ResolvedProvider, 'baseUrl' | 'apiKey'>): string {
+  const needles = new Set<string>();
+  const add = (value: string | null | undefined) => {
+    if (value) needles.add(value);
+  };
+  if (provider.apiKey) {
+    add(provider.apiKey);
+    add(encodeURIComponent(provider.apiKey));
+    add(JSON.stringify(provider.apiKey).slice(1, -1));
+  }
+  add(provider.baseUrl);
+  add(provider.baseUrl.replace(/\/+$/, ''));
+  try {
+    const url = new URL(provider.baseUrl);
+    add(url.origin);
+    add(url.host);
+    add(url.hostname);
+    add(url.hostname.replace(/^\[|\]$/g, ''));
+    add(url.username);
+    add(url.password);
+    add(url.username && decodeURIComponent(url.username));
+    add(url.password && decodeURIComponent(url.password));
+  } catch {
+    // not a URL: the base URL itself was scrubbed
+  }
+  let scrubbed = message;
+  for (const needle of [...needles].sort((a, b) => b.length - a.length)) {
+    scrubbed = scrubbed.replace(new RegExp(needle.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi'), REDACTED);
+  }
+  return scrubbed;
 }
 
 /** A provider's Retry-After (seconds or an HTTP date) as whole seconds, at least 1. */
@@ -109,12 +277,13 @@ export function retryAfterSeconds(value: string | string[] | undefined, now = Da
   return Number.isNaN(date) ? 1 : Math.min(86_400, Math.max(1, Math.ceil((date - now) / 1000)));
 }
 
-/** The provider's own error message, when its body has one (OpenAI shape or a bare string). */
+/** The provider's own error message, when its body has one (OpenAI shape or a bare string); unscrubbed. */
 function providerMessage(text: string): string | null {
   try {
     const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
     const candidate = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message);
-    return typeof candidate === 'string' && candidate.length > 0 ? candidate.slice(0, 2_000) : null;
+    // not cut here: a secret cut in half would escape the scrubbing (cut after it)
+    return typeof candidate === 'string' && candidate.length > 0 ? candidate : null;
   } catch {
     return null;
   }
