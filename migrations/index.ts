@@ -1,4 +1,6 @@
 // Every migration, in order. `npm run migration:generate` writes a new file here: add its class below.
 import { Initial1764100000000 } from './1764100000000-Initial';
+import { ProviderSettings1764200000000 } from './1764200000000-ProviderSettings';
+import { UsageOutcomeUnknown1764200000100 } from './1764200000100-UsageOutcomeUnknown';
 
-export const MIGRATIONS = [Initial1764100000000];
+export const MIGRATIONS = [Initial1764100000000, ProviderSettings1764200000000, UsageOutcomeUnknown1764200000100];

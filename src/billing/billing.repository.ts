@@ -23,7 +23,8 @@ export interface Settlement {
   /** The exact cost from the reported usage; charged up to the hold. */
   costMicros: number;
   usageSource: UsageSource;
-  status: number;
+  /** The HTTP status answered; null only when the sweeper cannot know it (`outcome_unknown`). */
+  status: number | null;
   errorCode: string | null;
   latencyMs: number;
   stream: boolean;

@@ -56,3 +56,15 @@ export async function reconcile(db: DataSource): Promise<Drift[]> {
   );
   return drifts;
 }
+
+/**
+ * Requests whose hold expired with no settlement (their process died, or Redis lost the job):
+ * released at no charge and logged `outcome_unknown`. Not a drift (the books balance), but
+ * revenue the operator may want to look at.
+ */
+export async function unknownOutcomes(db: DataSource): Promise<{ requests: number; workspaces: number }> {
+  const [row] = await db.query(
+    `SELECT count(*)::int AS requests, count(DISTINCT workspace_id)::int AS workspaces FROM usage_logs WHERE error_code = 'outcome_unknown'`,
+  );
+  return { requests: row.requests, workspaces: row.workspaces };
+}

@@ -11,7 +11,7 @@ import { costMicros } from '../common/money';
 import type { AuthenticatedKey } from '../keys/key-cache';
 import { MetricsService } from '../metrics/metrics.service';
 import { RateLimiter } from '../ratelimit/rate-limiter.service';
-import { UsageRecorder } from '../usage/usage-recorder.service';
+import { Recorded, UsageRecorder } from '../usage/usage-recorder.service';
 import type { UsageSource } from '../usage/usage-log.entity';
 import { countPromptTokens, countTextTokens } from './token-count';
 import { UpstreamClient, UpstreamResponse } from './upstream/upstream.client';
@@ -139,10 +139,13 @@ export class ChatService {
 
     const payload: Body = { ...body, model: model.upstreamModel };
     if (call.kind === 'chat') {
-      // the completion bound held for must bind the provider too (null means "not set")
-      if (body.max_tokens == null && body.max_completion_tokens == null) payload.max_tokens = maxOut;
-      if (payload.max_tokens === null) delete payload.max_tokens;
-      if (payload.max_completion_tokens === null) delete payload.max_completion_tokens;
+      // the one bound held for binds the provider, in the field it honours (CONTRACT §2): a
+      // provider that knows only max_tokens would ignore max_completion_tokens, and one that
+      // honours the larger of two different values would produce more than was held for
+      delete payload.max_tokens;
+      delete payload.max_completion_tokens;
+      if (provider.maxTokensField !== 'max_completion_tokens') payload.max_tokens = maxOut;
+      if (provider.maxTokensField !== 'max_tokens') payload.max_completion_tokens = maxOut;
       if (call.stream) payload.stream_options = { ...(body.stream_options as object), include_usage: true };
     }
 
@@ -168,8 +171,9 @@ export class ChatService {
     try {
       for await (const chunk of upstream.body) chunks.push(chunk);
     } catch (err) {
-      // the client left (499), or the provider failed mid-body (timeout 504, else 502)
-      throw abort.signal.aborted ? new ClientClosedError() : this.upstream.failure(call.provider!, err);
+      // the client left while the answer arrived (499, free), or the provider failed mid-body
+      // (timeout 504, else 502)
+      throw abort.signal.aborted ? new ClientClosedError('client_disconnected') : this.upstream.failure(call.provider!, err);
     }
     let parsed: Body;
     try {
@@ -181,15 +185,23 @@ export class ChatService {
     }
     const usage = this.usageOf(call, parsed.usage, () => completionText(parsed));
     parsed.model = call.model!.id;
+    // a client that hung up while the answer arrived (an SDK's timeout, about to retry) is
+    // not charged for an answer it never got: let pending socket events run, then look
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (clientGone(call)) throw new ClientClosedError('client_disconnected');
     const outcome: Outcome = { status: 200, errorCode: null, ...usage };
-    if (!(await this.settle(call, outcome))) {
+    const recorded = await this.settle(call, outcome);
+    if (!recorded.ok) {
       // neither Redis nor PostgreSQL took the charge: the answer is withheld (never served
       // unbilled), and the sweeper releases the hold later
       throw new GatewayError(503, 'The gateway cannot record billing right now; the answer was not delivered. Try again shortly.', {
         'retry-after': '1',
       });
     }
-    call.res.status(200).setHeader('x-nexo-cost-micros', String(Math.min(outcome.costMicros, call.holdMicros)));
+    // gone while the charge was recorded: take it back if no worker has applied it yet
+    if (clientGone(call) && (await this.usage.withdraw(call.req.id))) throw new ClientClosedError('client_disconnected');
+    const charged = this.charged(call, outcome, recorded);
+    call.res.status(200).setHeader('x-nexo-cost-micros', String(charged));
     call.res.json(parsed);
   }
 
@@ -260,18 +272,18 @@ export class ChatService {
     }
     const clientGone = res.destroyed && !res.writableFinished;
     if (clientGone) upstream.body.destroy?.();
-    if (!streaming && !done) {
-      // nothing reached the client: a failed request, free of charge
-      if (clientGone) throw new ClientClosedError();
-      throw new GatewayError(502, 'The upstream provider ended the stream before sending anything.');
+    if (!streaming) {
+      // nothing reached the client: a failed or abandoned request, free of charge
+      if (clientGone) throw new ClientClosedError(done ? 'client_disconnected' : 'client_closed_request');
+      if (!done) throw new GatewayError(502, 'The upstream provider ended the stream before sending anything.');
     }
     const u = this.usageOf(call, usage, () => produced);
     const errorCode = clientGone ? 'client_disconnected' : upstreamFailed || !done ? 'upstream_interrupted' : null;
     const outcome: Outcome = { status: 200, errorCode, ...u };
-    await this.settle(call, outcome);
+    const recorded = await this.settle(call, outcome);
     if (!streaming) startStreaming();
     if (!res.destroyed && !res.writableEnded) {
-      res.write(`: cost_micros=${Math.min(outcome.costMicros, call.holdMicros)}\n\n`);
+      res.write(`: cost_micros=${this.charged(call, outcome, recorded)}\n\n`);
       if (errorCode === 'upstream_interrupted') {
         // no [DONE]: an error event tells SDKs the answer was cut short (they raise it)
         const error = { message: 'The upstream provider ended the stream early; the answer is incomplete.', type: 'api_error', param: null, code: 'gateway_error' };
@@ -282,15 +294,18 @@ export class ChatService {
     }
   }
 
-  /** Provider usage when plausible; a real tokenizer when missing; the hold when implausible. */
+  /**
+   * The provider's usage when well formed and within the bounds; a real tokenizer (capped at
+   * the bounds) when it is missing or malformed; the bound when a well-formed report exceeds it.
+   */
   private usageOf(call: Call, reported: unknown, completion: () => string): Omit<Outcome, 'status' | 'errorCode'> {
     const model = call.model!;
     const read = readUsage(reported, { promptTokens: call.promptBound, completionTokens: call.completionBound }, call.kind === 'chat');
     let prompt: number;
     let completionTokens: number;
     let source: UsageSource;
-    if (read === 'implausible') {
-      this.logger.warn(`Implausible usage from provider '${model.providerId}' for ${call.req.id}: charged at the hold`);
+    if (read === 'over_bound') {
+      this.logger.warn(`Usage from provider '${model.providerId}' for ${call.req.id} exceeds the request's bound: charged at the bound`);
       return { promptTokens: call.promptBound, completionTokens: call.completionBound, usageSource: 'hold', costMicros: call.holdMicros };
     }
     if (read === 'missing') {
@@ -303,31 +318,46 @@ export class ChatService {
       source = read.source;
     }
     const cost = costMicros(prompt, completionTokens, model.inputPriceMicros, model.outputPriceMicros);
-    this.metrics.chargedMicros.inc({ model: model.id }, Math.min(cost, call.holdMicros));
     return { promptTokens: prompt, completionTokens, usageSource: source, costMicros: cost };
   }
 
-  /** Hands the outcome to settlement; false when it could not be recorded anywhere. */
-  private async settle(call: Call, outcome: Outcome): Promise<boolean> {
+  /**
+   * What the client is told it was charged (`x-nexo-cost-micros`, `: cost_micros=`): the
+   * settlement's own figure when it was applied synchronously (always, for a key with a
+   * budget, whose charge a lowered budget may cap); otherwise the cost capped at the hold,
+   * which is exactly what the queued settlement charges.
+   */
+  private charged(call: Call, outcome: Outcome, recorded: Recorded): number {
+    const charged = recorded.chargedMicros ?? Math.min(outcome.costMicros, call.holdMicros);
+    this.metrics.chargedMicros.inc({ model: call.model!.id }, charged);
+    return charged;
+  }
+
+  /** Hands the outcome to settlement; `ok` is false when it could not be recorded anywhere. */
+  private async settle(call: Call, outcome: Outcome): Promise<Recorded> {
     const status = outcome.status;
     this.metrics.requests.inc({ endpoint: call.path, status });
     try {
-      return await this.usage.record({
-        requestId: call.req.id,
-        workspaceId: call.key.workspaceId,
-        keyId: call.key.id,
-        model: call.model!.id,
-        provider: call.provider!.id,
-        promptTokens: outcome.promptTokens,
-        completionTokens: outcome.completionTokens,
-        costMicros: outcome.costMicros,
-        usageSource: outcome.usageSource,
-        status,
-        errorCode: outcome.errorCode,
-        latencyMs: Math.round(performance.now() - call.req.startedAt),
-        stream: call.stream,
-        createdAt: Date.now() - Math.round(performance.now() - call.req.startedAt),
-      });
+      return await this.usage.record(
+        {
+          requestId: call.req.id,
+          workspaceId: call.key.workspaceId,
+          keyId: call.key.id,
+          model: call.model!.id,
+          provider: call.provider!.id,
+          promptTokens: outcome.promptTokens,
+          completionTokens: outcome.completionTokens,
+          costMicros: outcome.costMicros,
+          usageSource: outcome.usageSource,
+          status,
+          errorCode: outcome.errorCode,
+          latencyMs: Math.round(performance.now() - call.req.startedAt),
+          stream: call.stream,
+          createdAt: Date.now() - Math.round(performance.now() - call.req.startedAt),
+        },
+        // a budgeted key settles at once, so what the client is told is what was charged
+        { synchronous: call.key.budgetMicros !== null && outcome.status === 200 },
+      );
     } finally {
       // queued or settled: from here the hold is the settlement's to remove, not ours to keep alive
       this.billing.handedOver(call.req.id);
@@ -346,6 +376,17 @@ function completionText(event: Body): string {
     if (Array.isArray(part.tool_calls)) text += JSON.stringify(part.tool_calls);
   }
   return text;
+}
+
+/**
+ * The client's connection closed (or began to close) before its answer was complete. The
+ * response's 'close' event comes a loop phase after the client's FIN is read, so the socket's
+ * own state is looked at too: an HTTP client does not half-close a connection it still reads.
+ */
+function clientGone(call: Call): boolean {
+  if (call.res.writableFinished) return false;
+  const socket = call.req.socket;
+  return call.abort.signal.aborted || socket.destroyed || socket.readableEnded || !socket.writable;
 }
 
 /** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */

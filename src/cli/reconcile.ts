@@ -1,6 +1,6 @@
 // `npm run reconcile`: recompute balances and key spend from the ledger; exit 1 on drift.
 import { DataSource } from 'typeorm';
-import { reconcile } from '../billing/reconcile';
+import { reconcile, unknownOutcomes } from '../billing/reconcile';
 import { ConfigError, loadConfig } from '../config/app-config';
 import { dataSourceOptions } from '../database/data-source-options';
 import { formatUsd } from '../common/money';
@@ -11,6 +11,13 @@ async function main(): Promise<void> {
   try {
     const [{ workspaces }] = await db.query('SELECT count(*)::int AS workspaces FROM workspaces');
     const drifts = await reconcile(db);
+    const unknown = await unknownOutcomes(db);
+    if (unknown.requests > 0) {
+      process.stdout.write(
+        `${unknown.requests} request(s) in ${unknown.workspaces} workspace(s) have an unknown outcome: their holds expired with no settlement ` +
+          `(a process died, or Redis lost the job) and were released at no charge (usage logs with error_code outcome_unknown).\n`,
+      );
+    }
     if (drifts.length === 0) {
       process.stdout.write(`Reconciled ${workspaces} workspaces: no drift.\n`);
       return;

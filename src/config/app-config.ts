@@ -20,12 +20,20 @@ export class AppConfig {
   redisPrefix: string;
   role: NexoRole;
   adminToken: string | null;
+  /** Bearer token a Prometheus scraper may use for /metrics instead of the admin token. */
+  metricsToken: string | null;
   jwtSecret: string;
   encryptionKey: Buffer;
   stripe: { secretKey: string | null; webhookSecret: string | null; apiBase: string | null };
   /** PROVIDER_<ID>_BASE_URL / _API_KEY, keyed by lower-case provider id. */
   providerOverrides: Record<string, ProviderOverride>;
   upstreamTimeoutMs: number;
+  /** How long a request may wait for a free connection to its provider before answering 503. */
+  upstreamConnectWaitMs: number;
+  /** Lookups of unknown API keys one client address may cause per minute (then 429). */
+  unknownKeyLookupsPerMinute: number;
+  /** How long a rate-limit check may wait for Redis before the request goes through unchecked. */
+  rateLimitTimeoutMs: number;
   /** How long a hold lives before the sweeper may release it. */
   holdTtlSeconds: number;
   sweepIntervalMs: number;
@@ -75,6 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.redisPrefix = vars.REDIS_PREFIX ?? 'nexo';
   config.role = vars.NEXO_ROLE ?? 'all';
   config.adminToken = vars.ADMIN_TOKEN || null;
+  config.metricsToken = vars.METRICS_TOKEN || null;
   config.jwtSecret = vars.JWT_SECRET || createHash('sha256').update(`${process.pid}:${Math.random()}:${Date.now()}`).digest('hex');
   config.encryptionKey = vars.NEXO_ENCRYPTION_KEY
     ? Buffer.from(vars.NEXO_ENCRYPTION_KEY, 'base64')
@@ -85,6 +94,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     apiBase: vars.STRIPE_API_BASE || null,
   };
   config.upstreamTimeoutMs = wholeNumber('UPSTREAM_TIMEOUT_MS', vars.UPSTREAM_TIMEOUT_MS, 120_000, 1, 3_600_000);
+  config.upstreamConnectWaitMs = wholeNumber('UPSTREAM_CONNECT_WAIT_MS', vars.UPSTREAM_CONNECT_WAIT_MS, 1_000, 0, 600_000);
+  config.unknownKeyLookupsPerMinute = wholeNumber('UNKNOWN_KEY_LOOKUPS_PER_MINUTE', vars.UNKNOWN_KEY_LOOKUPS_PER_MINUTE, 60, 1, 1_000_000);
+  config.rateLimitTimeoutMs = wholeNumber('RATE_LIMIT_TIMEOUT_MS', vars.RATE_LIMIT_TIMEOUT_MS, 50, 1, 60_000);
   config.holdTtlSeconds = wholeNumber('HOLD_TTL_SECONDS', vars.HOLD_TTL_SECONDS, 120, 1, 86_400);
   config.sweepIntervalMs = wholeNumber('SWEEP_INTERVAL_MS', vars.SWEEP_INTERVAL_MS, 30_000, 100, 86_400_000);
   config.seedDemo = !isProduction && vars.NEXO_SEED_DEMO !== 'false';

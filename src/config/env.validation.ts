@@ -32,6 +32,10 @@ export class EnvironmentVariables {
   @MinLength(16, { message: 'must be at least 16 characters' })
   ADMIN_TOKEN?: string;
 
+  @optional('METRICS_TOKEN')
+  @MinLength(16, { message: 'must be at least 16 characters' })
+  METRICS_TOKEN?: string;
+
   @optional('JWT_SECRET')
   @MinLength(32, { message: 'must be at least 32 characters' })
   JWT_SECRET?: string;
@@ -54,6 +58,18 @@ export class EnvironmentVariables {
   @optional('UPSTREAM_TIMEOUT_MS')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   UPSTREAM_TIMEOUT_MS?: string;
+
+  @optional('UPSTREAM_CONNECT_WAIT_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  UPSTREAM_CONNECT_WAIT_MS?: string;
+
+  @optional('UNKNOWN_KEY_LOOKUPS_PER_MINUTE')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
+  UNKNOWN_KEY_LOOKUPS_PER_MINUTE?: string;
+
+  @optional('RATE_LIMIT_TIMEOUT_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  RATE_LIMIT_TIMEOUT_MS?: string;
 
   @optional('HOLD_TTL_SECONDS')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of seconds' })

@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
+import { RedisDurabilityCheck } from './redis-durability.service';
 import { RedisService } from './redis.service';
 
 @Global()
-@Module({ providers: [RedisService], exports: [RedisService] })
+@Module({ providers: [RedisService, RedisDurabilityCheck], exports: [RedisService, RedisDurabilityCheck] })
 export class RedisModule {}

@@ -4,6 +4,9 @@ import { Queue } from 'bullmq';
 import { QueueName } from './usage.constants';
 import { BillingRepository, ExpiredHold, Settlement } from '../billing/billing.repository';
 
+/** The usage log's error code for a request whose hold expired with no settlement. */
+export const OUTCOME_UNKNOWN = 'outcome_unknown';
+
 export interface SweepResult {
   released: number;
   settledFromFailedJobs: number;
@@ -12,10 +15,12 @@ export interface SweepResult {
 }
 
 /**
- * Holds outlive their request only when a process died between placing the hold and
- * handing the request to the queue: in that window the client never got an answer, so the
- * hold is released (the request costs nothing). A hold whose settlement job is still in the
- * queue is left for it; one whose job failed for good is settled from the job's data.
+ * A hold outlives its request when its process died before handing the request to settlement
+ * (mid-stream, say), or when its settlement job was lost (Redis restarted without persistence).
+ * A hold whose job is still queued is left to it; one whose job failed for good is settled from
+ * the job's data. One with no job at all is released at no charge and logged as
+ * `outcome_unknown` with no status: the sweeper cannot know what the client got, and never
+ * invents it (reconcile reports how many there are).
  */
 @Injectable()
 export class HoldSweeper {
@@ -40,7 +45,7 @@ export class HoldSweeper {
     }
     if (result.released + result.settledFromFailedJobs + result.errors > 0) {
       this.logger.warn(
-        `Hold sweeper: released ${result.released}, settled ${result.settledFromFailedJobs} from finished jobs, ${result.errors} errors`,
+        `Hold sweeper: released ${result.released} (outcome unknown, not charged), settled ${result.settledFromFailedJobs} from finished jobs, ${result.errors} errors`,
       );
     }
     return result;
@@ -66,8 +71,8 @@ export class HoldSweeper {
       completionTokens: 0,
       costMicros: 0,
       usageSource: 'none',
-      status: 502,
-      errorCode: 'hold_expired',
+      status: null,
+      errorCode: OUTCOME_UNKNOWN,
       latencyMs: Math.min(2_147_483_647, Date.now() - hold.createdAt.getTime()),
       stream: false,
       createdAt: hold.createdAt.getTime(),
@@ -75,5 +80,4 @@ export class HoldSweeper {
     // not expired any more: its live process extended it meanwhile
     return released ? 'released' : 'skipped';
   }
-
 }

@@ -34,9 +34,9 @@ export class UsageLogEntity {
   @Column({ name: 'cost_micros', type: 'bigint', transformer: bigintMicros, default: 0 })
   costMicros: number;
 
-  /** The HTTP status the gateway answered. */
-  @Column({ type: 'integer' })
-  status: number;
+  /** The HTTP status the gateway answered; null when unknown (error_code `outcome_unknown`). */
+  @Column({ type: 'integer', nullable: true })
+  status: number | null;
 
   @Column({ name: 'error_code', type: 'text', nullable: true })
   errorCode: string | null;

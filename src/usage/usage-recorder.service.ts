@@ -31,26 +31,64 @@ export class UsageRecorder {
     });
   }
 
-  /** true once the settlement is queued or applied; false when both stores failed. */
-  async record(settlement: Settlement): Promise<boolean> {
+  /**
+   * Hands a finished request to settlement. `synchronous` applies it in PostgreSQL at once,
+   * so the charge is known exactly (a key with a budget may be charged less than its cost when
+   * the budget was lowered meanwhile); otherwise it is queued. Either store stands in for the
+   * other when it fails.
+   */
+  async record(settlement: Settlement, options: { synchronous?: boolean } = {}): Promise<Recorded> {
+    const queued = { ok: true, chargedMicros: null };
+    const recorded = options.synchronous
+      ? ((await this.settleNow(settlement)) ?? ((await this.enqueue(settlement)) ? queued : null))
+      : (await this.enqueue(settlement)) ? queued : await this.settleNow(settlement);
+    if (recorded) return recorded;
+    // both stores failed: the hold stays reserved and the sweeper releases it later
+    this.metrics.settlements.inc({ path: 'lost' });
+    return { ok: false, chargedMicros: null };
+  }
+
+  /**
+   * Takes back a queued settlement no worker has started yet (the client left before its
+   * answer could be written). true when it was removed: the request may be recorded anew.
+   */
+  async withdraw(requestId: string): Promise<boolean> {
+    try {
+      return (await withTimeout(this.queue.remove(requestId), ENQUEUE_TIMEOUT_MS)) === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  private async enqueue(settlement: Settlement): Promise<boolean> {
     try {
       await withTimeout(this.queue.add(JobName.Settle, settlement, { jobId: settlement.requestId }), ENQUEUE_TIMEOUT_MS);
       this.metrics.settlements.inc({ path: 'queue' });
       return true;
     } catch (err) {
-      this.logger.warn(`Settlement queue unavailable (${(err as Error).message}); settling ${settlement.requestId} synchronously`);
-    }
-    try {
-      await this.billing.settle(settlement);
-      this.metrics.settlements.inc({ path: 'sync' });
-      return true;
-    } catch (err) {
-      // Both stores failed: the hold stays reserved and the sweeper releases it later.
-      this.metrics.settlements.inc({ path: 'lost' });
-      this.logger.error(`Could not settle ${settlement.requestId}: ${(err as Error).message}`);
+      this.logger.warn(`Settlement queue unavailable (${(err as Error).message}) for ${settlement.requestId}`);
       return false;
     }
   }
+
+  private async settleNow(settlement: Settlement): Promise<Recorded | null> {
+    try {
+      const result = await this.billing.settle(settlement);
+      this.metrics.settlements.inc({ path: 'sync' });
+      return { ok: true, chargedMicros: result.chargedMicros };
+    } catch (err) {
+      this.logger.error(`Could not settle ${settlement.requestId}: ${(err as Error).message}`);
+      return null;
+    }
+  }
+}
+
+/** What became of a settlement handed over. */
+export interface Recorded {
+  /** Queued or applied; false when neither store took it. */
+  ok: boolean;
+  /** What was charged, when the settlement was applied synchronously; null when queued. */
+  chargedMicros: number | null;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -23,7 +23,8 @@ export class UsageLogDto {
   @ApiProperty() prompt_tokens: number;
   @ApiProperty() completion_tokens: number;
   @ApiProperty() cost_micros: number;
-  @ApiProperty({ description: 'HTTP status answered' }) status: number;
+  @ApiProperty({ type: Number, nullable: true, description: 'HTTP status answered; null when unknown (error_code outcome_unknown)' })
+  status: number | null;
   @ApiProperty({ type: String, nullable: true }) error_code: string | null;
   @ApiProperty() latency_ms: number;
   @ApiProperty() stream: boolean;

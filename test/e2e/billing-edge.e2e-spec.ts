@@ -74,8 +74,8 @@ describe('billing edge cases', () => {
       completionTokens: 0,
       costMicros: 0,
       usageSource: 'none' as const,
-      status: 502,
-      errorCode: 'hold_expired',
+      status: null,
+      errorCode: 'outcome_unknown',
       latencyMs: 1,
       stream: false,
       createdAt: Date.now(),
@@ -117,8 +117,8 @@ describe('billing edge cases', () => {
       expect(result).toEqual({ released: 1, settledFromFailedJobs: 0, skipped: 0, errors: 1 });
       const holds = await api.db.query('SELECT request_id FROM holds WHERE workspace_id = $1', [workspaceId]);
       expect(holds.map((h: { request_id: string }) => h.request_id)).toEqual([poisoned]);
-      const [log] = await api.db.query('SELECT error_code, cost_micros FROM usage_logs WHERE request_id = $1', [healthy]);
-      expect(log).toMatchObject({ error_code: 'hold_expired' });
+      const [log] = await api.db.query('SELECT status, error_code, cost_micros FROM usage_logs WHERE request_id = $1', [healthy]);
+      expect(log).toMatchObject({ status: null, error_code: 'outcome_unknown' });
       expect(Number(log.cost_micros)).toBe(0);
     } finally {
       await giveUp.close();
@@ -140,7 +140,7 @@ describe('billing edge cases', () => {
       const rows = await gw.db.query('SELECT status, error_code, cost_micros FROM usage_logs WHERE workspace_id = $1', [workspaceId]);
       return rows.length ? rows : undefined;
     });
-    expect(log).toMatchObject({ status: 499, error_code: 'client_closed_request' });
+    expect(log).toMatchObject({ status: 499, error_code: 'client_disconnected' });
     expect(Number(log.cost_micros)).toBe(0);
   });
 

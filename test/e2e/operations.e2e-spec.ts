@@ -1,5 +1,5 @@
 import { FakeProvider } from '../helpers/fake-provider';
-import { TestGateway } from '../helpers/gateway';
+import { ADMIN_TOKEN, TestGateway } from '../helpers/gateway';
 import { closeAll, startWithFakeProvider } from '../helpers/setup';
 
 /** The value of one Prometheus sample line, e.g. `name{a="b"} 3`. */
@@ -13,19 +13,21 @@ function sample(metrics: string, name: string, labels: Record<string, string>): 
   return undefined;
 }
 
+const METRICS_TOKEN = 'test-metrics-token-0123456789';
+
 describe('operations endpoints', () => {
   let gw: TestGateway;
   let provider: FakeProvider;
 
   beforeAll(async () => {
     // no worker here, so settlements stay queued and holds stay open for the gauges to show
-    ({ gw, provider } = await startWithFakeProvider({ providers: 'deepseek', gateway: { env: { NEXO_ROLE: 'api' } } }));
+    ({ gw, provider } = await startWithFakeProvider({ providers: 'deepseek', gateway: { env: { NEXO_ROLE: 'api', METRICS_TOKEN } } }));
   });
   afterAll(() => closeAll(gw, provider));
 
   it('GET /health/live and /health/ready answer without credentials', async () => {
     expect((await gw.http().get('/health/live').expect(200)).body).toEqual({ status: 'ok' });
-    expect((await gw.http().get('/health/ready').expect(200)).body).toEqual({ status: 'ok', checks: { postgres: 'up', redis: 'up' } });
+    expect((await gw.http().get('/health/ready').expect(200)).body).toMatchObject({ status: 'ok', checks: { postgres: 'up', redis: 'up' } });
   });
 
   it('GET /metrics counts requests by status, and shows queued settlements and open holds', async () => {
@@ -36,7 +38,7 @@ describe('operations endpoints', () => {
     await chat('deepseek-v4-flash').expect(200);
     await chat('no-such-model').expect(404);
 
-    const res = await gw.http().get('/metrics').expect(200);
+    const res = await gw.http().get('/metrics').set('authorization', `Bearer ${ADMIN_TOKEN}`).expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     const text = res.text;
     expect(sample(text, 'nexo_gateway_requests_total', { endpoint: '/chat/completions', status: '200' })).toBe(2);
@@ -49,5 +51,15 @@ describe('operations endpoints', () => {
     // nothing secret in what operators scrape
     expect(text).not.toContain(key);
     expect(text).not.toContain('sk-provider-secret-key');
+  });
+
+  it('GET /metrics shows revenue only to the scraper token or the admin token', async () => {
+    const res = await gw.http().get('/metrics');
+    expect(res.status).toBe(401);
+    expect(res.body.error).toMatchObject({ type: 'invalid_request_error' });
+    expect(res.text).not.toContain('nexo_billing');
+    await gw.http().get('/metrics').set('authorization', 'Bearer wrong-token-0123456789abcdef').expect(401);
+    await gw.http().get('/metrics').set('authorization', `Bearer ${METRICS_TOKEN}`).expect(200);
+    await gw.http().get('/metrics').set('authorization', `Bearer ${ADMIN_TOKEN}`).expect(200);
   });
 });

@@ -326,18 +326,21 @@ describe('public API', () => {
         .expect(200);
       const { key } = await gw.workspaceWithKey();
       await gw.openai(key).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
-      expect(provider.last().body.max_tokens).toBe(newMax);
+      // OpenAI takes max_completion_tokens (and refuses both fields at once)
+      expect(provider.last().body.max_completion_tokens).toBe(newMax);
+      expect(provider.last().body).not.toHaveProperty('max_tokens');
     });
 
-    it('forwards max_tokens and max_completion_tokens as the client set them', async () => {
+    it("forwards the client's completion bound in the field the provider honours", async () => {
       const { key } = await gw.workspaceWithKey();
       const client = gw.openai(key);
       await client.chat.completions.create({ model: QWEN, messages: [{ role: 'user', content: 'a' }], max_tokens: 50 });
       expect(provider.last().body.max_tokens).toBe(50);
 
+      // DashScope knows max_tokens: a max_completion_tokens would be ignored there
       await client.chat.completions.create({ model: QWEN, messages: [{ role: 'user', content: 'b' }], max_completion_tokens: 60 });
-      expect(provider.last().body.max_completion_tokens).toBe(60);
-      expect(provider.last().body.max_tokens).toBeUndefined();
+      expect(provider.last().body.max_tokens).toBe(60);
+      expect(provider.last().body).not.toHaveProperty('max_completion_tokens');
     });
   });
 

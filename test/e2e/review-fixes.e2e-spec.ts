@@ -112,7 +112,7 @@ describe('money edge cases found in review', () => {
     expect((await chat(key)).status).toBe(403);
     expect((await chat(key, { model: 'no-such-model' })).status).toBe(404);
     expect(await gw.db.query('SELECT 1 FROM usage_logs WHERE workspace_id = $1', [workspaceId])).toHaveLength(0);
-    const metrics = (await gw.http().get('/metrics')).text;
+    const metrics = (await gw.admin().get('/metrics')).text;
     expect(metrics).toMatch(/nexo_gateway_requests_total\{endpoint="\/chat\/completions",status="403"\} [1-9]/);
   });
 });

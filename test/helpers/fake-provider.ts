@@ -28,6 +28,8 @@ export interface FakeReply {
   /** A raw body written in these pieces, `pieceGapMs` (default 20) apart (e.g. split inside a UTF-8 character). */
   pieces?: Buffer[];
   pieceGapMs?: number;
+  /** Called once the whole answer has been handed to the socket. */
+  onSent?: () => void;
 }
 
 export type FakeHandler = (req: ReceivedRequest) => FakeReply | Promise<FakeReply>;
@@ -137,7 +139,7 @@ export class FakeProvider {
     }
     const text = reply.raw ?? JSON.stringify(reply.json ?? {});
     res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
-    res.end(text);
+    res.end(text, reply.onSent);
   }
 
   /** Requests that reached the provider since the test began. */

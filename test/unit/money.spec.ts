@@ -86,13 +86,20 @@ describe('readUsage', () => {
     [{ prompt_tokens: -1, completion_tokens: 5 }],
     [{ prompt_tokens: 1.5, completion_tokens: 5 }],
     [{ prompt_tokens: '10', completion_tokens: 5 }],
-    [{ prompt_tokens: 10, completion_tokens: 51 }],
-    [{ prompt_tokens: 101, completion_tokens: 0 }],
+    [{ prompt_tokens: 10, completion_tokens: '5' }],
     [{ prompt_tokens: 10 }], // chat usage without completion tokens
+    [['lots']],
     ['lots'],
-  ])('flags implausible usage %j', (usage) => {
-    expect(readUsage(usage, bounds)).toBe('implausible');
+  ])('treats malformed usage %j as missing (the tokenizer counts)', (usage) => {
+    expect(readUsage(usage, bounds)).toBe('missing');
   });
+
+  it.each([[{ prompt_tokens: 10, completion_tokens: 51 }], [{ prompt_tokens: 101, completion_tokens: 0 }]])(
+    'flags well-formed usage above the bounds %j (charged at the bound)',
+    (usage) => {
+      expect(readUsage(usage, bounds)).toBe('over_bound');
+    },
+  );
 });
 
 describe('retryAfterSeconds', () => {

@@ -35,8 +35,15 @@ export class InvalidRequestError extends ApiError {
 
 export class ModelNotFoundError extends ApiError {
   constructor(model: string) {
-    super(404, 'model_not_found', `The model '${model}' does not exist or is not available.`, 'invalid_request_error', 'model');
+    super(404, 'model_not_found', `The model '${clip(model)}' does not exist or is not available.`, 'invalid_request_error', 'model');
   }
+}
+
+/** A value the client sent, cut for echoing in a message: 100 KB in must not be 100 KB out. */
+export function clip(value: string, max = 100): string {
+  if (value.length <= max) return value;
+  const chars = Array.from(value.slice(0, 2 * max)); // whole characters, never half a surrogate pair
+  return chars.length <= max && value.length <= 2 * max ? value : `${chars.slice(0, max).join('')}…`;
 }
 
 export class ModelNotAllowedError extends ApiError {
@@ -76,10 +83,14 @@ export class ConflictError extends ApiError {
   }
 }
 
-/** The client went away before its answer: logged as 499, never charged. */
+/**
+ * The client went away before its answer: logged as 499, never charged. `client_closed_request`
+ * while the request was still being checked or forwarded; `client_disconnected` when the
+ * provider had answered but no byte of it reached the client.
+ */
 export class ClientClosedError extends ApiError {
-  constructor() {
-    super(499, 'client_closed_request', 'The client closed the request.');
+  constructor(code: 'client_closed_request' | 'client_disconnected' = 'client_closed_request') {
+    super(499, code, 'The client closed the request.');
   }
 }
 
@@ -91,7 +102,7 @@ export class GatewayError extends ApiError {
 }
 
 export class AdminAuthError extends ApiError {
-  constructor() {
-    super(401, 'invalid_admin_token', 'Incorrect or missing admin token.', 'invalid_request_error');
+  constructor(message = 'Incorrect or missing admin token.') {
+    super(401, 'invalid_admin_token', message, 'invalid_request_error');
   }
 }
