@@ -6,6 +6,8 @@ module.exports = {
   cacheDirectory: '<rootDir>/node_modules/.cache/jest',
   testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
   transform: {
+    // through the @nestjs/swagger plugin, as in the build, so /docs-json is production's
+    '\\.(dto|entity)\\.ts$': '<rootDir>/test/swagger-dto.transformer.js',
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json', diagnostics: { warnOnly: false } }],
     '^.+\\.m?js$': [
       'babel-jest',

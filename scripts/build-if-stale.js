@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // Compiles the TypeScript sources when dist/ is missing or older than any source file
-// (always with --force: `npm run build`).
+// (always with --force: `npm run build`). Compiles as `tsc -p tsconfig.build.json` does
+// (incremental, same diagnostics), plus the @nestjs/swagger plugin (scripts/swagger-plugin.js),
+// which tsc cannot load: the Nest CLI could, but its schematics need Node 22.
 'use strict';
-const { statSync, readdirSync, existsSync } = require('node:fs');
+const { statSync, readdirSync, existsSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
-const { execFileSync } = require('node:child_process');
 
 const root = join(__dirname, '..');
-// written only after a successful build (tsc's own .tsbuildinfo also changes on --noEmit runs)
+// written only after a successful build (tsc's own .tsbuildinfo also changes on --noEmit runs);
+// holds the plugin signature, so a changed plugin or option rebuilds every file
 const marker = join(root, 'dist', '.build-stamp');
 
 function newest(dir) {
@@ -21,8 +23,18 @@ function newest(dir) {
   return latest;
 }
 
-function isStale() {
+/** The plugin signature of the last successful build, or null. */
+function builtSignature() {
+  if (!existsSync(marker)) return null;
+  const line = readFileSync(marker, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('plugin: '));
+  return line ? line.slice('plugin: '.length) : null;
+}
+
+function isStale(signature) {
   if (!existsSync(marker) || !existsSync(join(root, 'dist', 'src', 'main.js'))) return true;
+  if (builtSignature() !== signature) return true;
   const built = statSync(marker).mtimeMs;
   const sources = Math.max(
     newest(join(root, 'src')),
@@ -32,11 +44,63 @@ function isStale() {
   return sources > built;
 }
 
-if (process.argv.includes('--force') || isStale()) {
+/** `tsc -p tsconfig.build.json` through the compiler API; false when it reported an error. */
+function compile(ts, plugin) {
+  const configPath = join(root, 'tsconfig.build.json');
+  const diagnostics = [];
+  const config = ts.getParsedCommandLineOfConfigFile(
+    configPath,
+    {},
+    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => diagnostics.push(d) },
+  );
+  if (config) {
+    // tsc's .tsbuildinfo knows nothing of the plugin: emitting only changed files would keep
+    // files emitted without it (or with other options)
+    if (builtSignature() !== plugin.signature && config.options.tsBuildInfoFile) rmSync(config.options.tsBuildInfoFile, { force: true });
+    const builder = ts.createIncrementalProgram({
+      rootNames: config.fileNames,
+      options: config.options,
+      projectReferences: config.projectReferences,
+      configFileParsingDiagnostics: ts.getConfigFileParsingDiagnostics(config),
+      host: ts.createIncrementalCompilerHost(config.options),
+    });
+    // the order tsc reports them in; semantic errors only when the syntax is sound
+    diagnostics.push(
+      ...builder.getConfigFileParsingDiagnostics(),
+      ...builder.getOptionsDiagnostics(),
+      ...builder.getGlobalDiagnostics(),
+      ...builder.getSyntacticDiagnostics(),
+    );
+    if (!diagnostics.some((d) => d.category === ts.DiagnosticCategory.Error)) diagnostics.push(...builder.getSemanticDiagnostics());
+    // like tsc without noEmitOnError, files are written even when there are type errors
+    const emitted = builder.emit(undefined, undefined, undefined, false, { before: [plugin.before(builder.getProgram())] });
+    diagnostics.push(...emitted.diagnostics);
+  }
+  report(ts, diagnostics);
+  return !diagnostics.some((d) => d.category === ts.DiagnosticCategory.Error);
+}
+
+/** Diagnostics as tsc prints them (with colour and context on a terminal), then its summary line. */
+function report(ts, diagnostics) {
+  if (diagnostics.length === 0) return;
+  const host = { getCurrentDirectory: () => root, getCanonicalFileName: (f) => f, getNewLine: () => ts.sys.newLine };
+  const sorted = ts.sortAndDeduplicateDiagnostics(diagnostics);
+  const pretty = process.stdout.isTTY && !process.env.NO_COLOR;
+  process.stdout.write(pretty ? ts.formatDiagnosticsWithColorAndContext(sorted, host) : ts.formatDiagnostics(sorted, host));
+  const errors = sorted.filter((d) => d.category === ts.DiagnosticCategory.Error);
+  if (errors.length > 0) {
+    const files = new Set(errors.filter((d) => d.file).map((d) => d.file.fileName)).size;
+    const where = files > 1 ? ` in ${files} files` : files === 1 ? ' in 1 file' : '';
+    process.stdout.write(`${pretty ? '\n' : ''}Found ${errors.length} error${errors.length === 1 ? '' : 's'}${where}.\n`);
+  }
+}
+
+const plugin = require('./swagger-plugin');
+if (process.argv.includes('--force') || isStale(plugin.signature)) {
   process.stdout.write('Building NexoRouter into dist/ ...\n');
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], {
-    stdio: 'inherit',
-    cwd: root,
-  });
-  require('node:fs').writeFileSync(marker, `${new Date().toISOString()}\n`);
+  if (!compile(require('typescript'), plugin)) {
+    process.stderr.write('Build failed: see the errors above (dist/ is not marked as built).\n');
+    process.exit(1);
+  }
+  writeFileSync(marker, `${new Date().toISOString()}\nplugin: ${plugin.signature}\n`);
 }
