@@ -89,7 +89,9 @@ async function waitReady(url, deadlineMs) {
     try {
       const res = await fetch(`${url}/health/ready`);
       if (res.ok) return;
-    } catch {}
+    } catch {
+      // not listening yet
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error('gateway did not become ready');
@@ -112,7 +114,19 @@ async function benchOverhead(dbUrl, prefix) {
   // BENCH_PROFILE=dir writes a V8 CPU profile of the gateway there
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   const gateway = spawn(process.execPath, [...profile, join(root, 'dist/src/main.js')], {
-    env: { ...process.env, NODE_ENV: 'test', PORT: String(port), DATABASE_URL: dbUrl, REDIS_URL, REDIS_PREFIX: prefix, ADMIN_TOKEN, NEXO_SEED_DEMO: 'false', NEXO_ROLE: process.env.BENCH_ROLE ?? 'all', PROVIDER_DEEPSEEK_BASE_URL: `${providerUrl}/v1`, PROVIDER_DEEPSEEK_API_KEY: 'sk-bench' },
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      PORT: String(port),
+      DATABASE_URL: dbUrl,
+      REDIS_URL,
+      REDIS_PREFIX: prefix,
+      ADMIN_TOKEN,
+      NEXO_SEED_DEMO: 'false',
+      NEXO_ROLE: process.env.BENCH_ROLE ?? 'all',
+      PROVIDER_DEEPSEEK_BASE_URL: `${providerUrl}/v1`,
+      PROVIDER_DEEPSEEK_API_KEY: 'sk-bench',
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -162,9 +176,14 @@ async function benchHolds(dbUrl, prefix) {
       return c;
     }),
   );
-  const [{ id: ws }] = (await clients[0].query(`INSERT INTO workspaces (name, balance_micros) VALUES ('holds', 1000000000000) RETURNING id`)).rows;
+  const [{ id: ws }] = (
+    await clients[0].query(`INSERT INTO workspaces (name, balance_micros) VALUES ('holds', 1000000000000) RETURNING id`)
+  ).rows;
   const [{ id: key }] = (
-    await clients[0].query(`INSERT INTO api_keys (workspace_id, name, key_hash, prefix, last_four) VALUES ($1, 'k', $2, 'p', 'l') RETURNING id`, [ws, randomBytes(16).toString('hex')])
+    await clients[0].query(
+      `INSERT INTO api_keys (workspace_id, name, key_hash, prefix, last_four) VALUES ($1, 'k', $2, 'p', 'l') RETURNING id`,
+      [ws, randomBytes(16).toString('hex')],
+    )
   ).rows;
   let n = 0;
   const t0 = performance.now();
@@ -173,7 +192,14 @@ async function benchHolds(dbUrl, prefix) {
       while (n < HOLDS) {
         const id = `bench_${n++}`;
         await c.query('SELECT * FROM nexo_place_hold($1, $2, $3, $4, 900, $5)', [id, ws, key, 1000, 'm']);
-        await c.query('SELECT * FROM nexo_settle($1, $2, $3, $4, $5, 10, 5, 500, $6, 200, NULL, 1, false, now())', [id, ws, key, 'm', 'p', 'provider']);
+        await c.query('SELECT * FROM nexo_settle($1, $2, $3, $4, $5, 10, 5, 500, $6, 200, NULL, 1, false, now())', [
+          id,
+          ws,
+          key,
+          'm',
+          'p',
+          'provider',
+        ]);
       }
     }),
   );
@@ -218,13 +244,20 @@ async function main() {
 
     console.log(`Gateway overhead: ${REQUESTS} chat completions, concurrency ${CONCURRENCY}, provider answering at once`);
     const o = await benchOverhead(dbUrl, prefix);
-    const row = (label, r) => console.log(`  ${label.padEnd(26)} p50 ${ms(r.p50)}  p90 ${ms(r.p90)}  p99 ${ms(r.p99)}  ${r.rps.toFixed(0)} req/s${r.failures ? `  (${r.failures} non-200)` : ''}`);
+    const row = (label, r) =>
+      console.log(
+        `  ${label.padEnd(26)} p50 ${ms(r.p50)}  p90 ${ms(r.p90)}  p99 ${ms(r.p99)}  ${r.rps.toFixed(0)} req/s${r.failures ? `  (${r.failures} non-200)` : ''}`,
+      );
     row('direct to provider', o.direct);
     row('through the gateway', o.viaGateway);
     row('direct, one at a time', o.serialDirect);
     row('gateway, one at a time', o.serial);
-    console.log(`  added latency, one at a time: p50 ${ms(o.serial.p50 - o.serialDirect.p50)}, p99 ${ms(o.serial.p99 - o.serialDirect.p99)}`);
-    console.log(`  added latency, concurrency ${CONCURRENCY}: p50 ${ms(o.viaGateway.p50 - o.direct.p50)}, p99 ${ms(o.viaGateway.p99 - o.direct.p99)}`);
+    console.log(
+      `  added latency, one at a time: p50 ${ms(o.serial.p50 - o.serialDirect.p50)}, p99 ${ms(o.serial.p99 - o.serialDirect.p99)}`,
+    );
+    console.log(
+      `  added latency, concurrency ${CONCURRENCY}: p50 ${ms(o.viaGateway.p50 - o.direct.p50)}, p99 ${ms(o.viaGateway.p99 - o.direct.p99)}`,
+    );
 
     console.log(`\nHolds on one workspace (place + settle), ${HOLDS} of them, concurrency ${CONCURRENCY}`);
     const h = await benchHolds(dbUrl, prefix);

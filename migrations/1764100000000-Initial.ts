@@ -216,7 +216,9 @@ export class Initial1764100000000 implements MigrationInterface {
 
   async down(q: QueryRunner): Promise<void> {
     await q.query(`DROP FUNCTION IF EXISTS nexo_settle_many(jsonb)`);
-    await q.query(`DROP FUNCTION IF EXISTS nexo_settle(text, uuid, uuid, text, text, integer, integer, bigint, text, integer, text, integer, boolean, timestamptz)`);
+    await q.query(
+      `DROP FUNCTION IF EXISTS nexo_settle(text, uuid, uuid, text, text, integer, integer, bigint, text, integer, text, integer, boolean, timestamptz)`,
+    );
     await q.query(`DROP FUNCTION IF EXISTS nexo_place_hold(text, uuid, uuid, bigint, integer, text)`);
     for (const table of ['usage_logs', 'holds', 'ledger_entries', 'models', 'providers', 'api_keys', 'workspaces']) {
       await q.query(`DROP TABLE IF EXISTS ${table}`);

@@ -7,6 +7,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AdminModule } from './admin/admin.module';
 import { AuthGuard } from './auth/auth.guard';
 import { queueDashboardAuth } from './auth/queue-dashboard.middleware';
+import { SettlementWorkersModule } from './billing/settlement/settlement-workers.module';
 import { ChatModule } from './chat/chat.module';
 import { CatalogModule } from './catalog/catalog.module';
 import { OpenAiExceptionFilter } from './common/filters/openai-exception.filter';
@@ -18,8 +19,6 @@ import { KeysModule } from './keys/keys.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RedisModule } from './redis/redis.module';
 import { SetupModule } from './setup/setup.module';
-import { USAGE_JOB_DEFAULTS } from './usage/usage.constants';
-import { UsageModule } from './usage/usage.module';
 
 @Module({})
 export class AppModule {
@@ -29,22 +28,25 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
+        // global: configuration, Redis and metrics only
         ConfigModule.forRoot(config),
-        TypeOrmModule.forRoot(dataSourceOptions(config)),
+        RedisModule,
+        MetricsModule,
+        // each domain module registers its own entities
+        TypeOrmModule.forRoot({ ...dataSourceOptions(config), autoLoadEntities: true }),
         BullModule.forRoot({
           connection: { url: config.redisUrl, connectTimeout: 2_000, retryStrategy: (times: number) => Math.min(times * 200, 2_000) },
           prefix: `${config.redisPrefix}:bull`,
-          defaultJobOptions: USAGE_JOB_DEFAULTS,
         }),
         ...(http
           ? [BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: queueDashboardAuth(config) })]
           : []),
-        RedisModule,
-        MetricsModule,
+        // the global guard authenticates with KeysService
         KeysModule,
+        // main.ts seeds the catalog and the demo workspace in every role
         CatalogModule,
-        UsageModule.register({ workers, dashboard: http }),
         SetupModule,
+        SettlementWorkersModule.register({ workers, dashboard: http }),
         ...(http ? [ChatModule, AdminModule, HealthModule] : []),
       ],
       providers: [

@@ -10,7 +10,9 @@ async function main(): Promise<void> {
   Logger.overrideLogger(appLogger(config));
   const logger = new Logger('NexoRouter');
   const ran = await migrateDatabase(config).catch((err: Error & { code?: string }) => {
-    throw new ConfigError(`Cannot prepare the database at DATABASE_URL (${redactUrl(config.databaseUrl)}): ${err.code ?? ''} ${err.message}`.trim());
+    throw new ConfigError(
+      `Cannot prepare the database at DATABASE_URL (${redactUrl(config.databaseUrl)}): ${err.code ?? ''} ${err.message}`.trim(),
+    );
   });
   if (ran.length > 0) logger.log(`Applied migrations: ${ran.join(', ')}`);
 

@@ -2,10 +2,11 @@ import { Body, Controller, Get, Headers, HttpCode, Param, Patch, Post, Put, Quer
 import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { AdminOnly } from '../auth/auth.decorators';
-import { CreditCreateDto, LedgerEntryDto, LedgerPageDto, PageQueryDto } from '../billing/billing.dto';
+import { CreditCreateDto, LedgerEntryDto, LedgerPageDto } from '../billing/billing.dto';
 import { BillingService } from '../billing/billing.service';
 import { ModelDto, ModelUpsertDto, ProviderDto, ProviderUpsertDto } from '../catalog/catalog.dto';
 import { CatalogService } from '../catalog/catalog.service';
+import { PageQueryDto } from '../common/pagination.dto';
 import { KeyId, WorkspaceId } from '../common/uuid.pipe';
 import { strictValidation } from '../common/validation';
 import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto } from '../keys/keys.dto';

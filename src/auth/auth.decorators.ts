@@ -1,7 +1,8 @@
-import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
+import { applyDecorators, SetMetadata } from '@nestjs/common';
 import { ApiBearerAuth, ApiSecurity } from '@nestjs/swagger';
-import type { GatewayRequest } from '../common/http/request-context';
-import type { AuthenticatedKey } from '../keys/key-cache';
+
+/** The key that authenticated this request: keys/ owns it, routes in any domain read it. */
+export { CurrentKey } from '../keys/current-key.decorator';
 
 export const AUTH_KIND = 'nexo:auth-kind';
 export type AuthKind = 'public' | 'admin' | 'metrics' | 'api-key';
@@ -17,8 +18,3 @@ export const MetricsAuth = () => applyDecorators(SetMetadata(AUTH_KIND, 'metrics
 
 /** `Authorization: Bearer <api key>`; the default for every route without another marker. */
 export const ApiKeyAuth = () => applyDecorators(SetMetadata(AUTH_KIND, 'api-key' satisfies AuthKind), ApiSecurity('api-key'));
-
-/** The key that authenticated this request. */
-export const CurrentKey = createParamDecorator(
-  (_: unknown, ctx: ExecutionContext): AuthenticatedKey => ctx.switchToHttp().getRequest<GatewayRequest>().apiKey!,
-);

@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 import { AdminAuthError, ApiError, InvalidRequestError } from '../common/errors/api-error';
 import { readJsonBody } from '../common/http/body-parser';
-import type { GatewayRequest } from '../common/http/request-context';
+import type { AuthenticatedRequest } from '../keys/authenticated-request';
 import { KeysService } from '../keys/keys.service';
 import { AUTH_KIND, AuthKind } from './auth.decorators';
 
@@ -40,10 +40,9 @@ export class AuthGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const kind =
-      this.reflector.getAllAndOverride<AuthKind | undefined>(AUTH_KIND, [context.getHandler(), context.getClass()]) ?? 'api-key';
+    const kind = this.reflector.getAllAndOverride<AuthKind | undefined>(AUTH_KIND, [context.getHandler(), context.getClass()]) ?? 'api-key';
     const http = context.switchToHttp();
-    const req = http.getRequest<GatewayRequest>();
+    const req = http.getRequest<AuthenticatedRequest>();
     if (kind === 'admin') {
       if (!this.config.adminToken) throw new ApiError(404, 'not_found', 'The admin API is disabled: ADMIN_TOKEN is not set.');
       if (!adminTokenMatches(this.config.adminToken, bearerToken(req.headers.authorization))) throw new AdminAuthError();

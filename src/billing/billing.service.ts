@@ -1,17 +1,18 @@
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { Injectable, Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
-import { AppConfig } from '../config/app-config';
 import { ConflictError, GatewayError, InsufficientQuotaError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
-import { formatUsd, MAX_BALANCE_MICROS, safeMicros } from '../common/money';
-import { rowsOf } from '../database/sql';
-import type { ModelEntity } from '../catalog/model.entity';
-import type { AuthenticatedKey } from '../keys/key-cache';
+import { formatUsd, MAX_BALANCE_MICROS } from '../common/money';
+import { decodeCursor, encodeCursor } from '../common/pagination';
+import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { BillingRepository } from './billing.repository';
-import { affordableCompletionTokens, holdEstimate } from './hold-estimate';
 import { CreditCreateDto, LedgerEntryDto, LedgerPageDto } from './billing.dto';
+import { Hold, HoldRequest } from './hold';
+import { affordableCompletionTokens, holdEstimate } from './hold-estimate';
+import { HoldKeepAlive } from './hold-keep-alive.service';
+import { HoldRepository } from './hold.repository';
+import { LedgerEntryEntity } from './ledger-entry.entity';
+import { LedgerCredit, LedgerRepository } from './ledger.repository';
+import { SettlementRecorder } from './settlement/settlement-recorder.service';
 
 export interface CreditResult {
   entry: LedgerEntryDto;
@@ -19,30 +20,41 @@ export interface CreditResult {
   created: boolean;
 }
 
+/**
+ * Money in and out of workspaces: holds for requests (`reserve`, ended by `Hold.settle`),
+ * credits, and the ledger. The only way other domains move money.
+ */
 @Injectable()
-export class BillingService implements OnModuleInit, OnModuleDestroy {
+export class BillingService {
   private readonly logger = new Logger(BillingService.name);
-  /** Requests of this process holding money and not yet handed to settlement. */
-  private readonly live = new Set<string>();
-  private keepAliveTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly repo: BillingRepository,
+    private readonly holds: HoldRepository,
+    private readonly entries: LedgerRepository,
+    private readonly recorder: SettlementRecorder,
+    private readonly keepAlive: HoldKeepAlive,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
-    @InjectDataSource() private readonly db: DataSource,
   ) {}
 
   /**
-   * Reserves the most a request can cost before it is forwarded. Refuses with 403
-   * insufficient_quota (saying how many completion tokens the money covers), or with
-   * gateway_error when the store cannot be reached: never serve unbilled.
+   * Reserves the most a request can cost before it is forwarded, and keeps the hold alive until
+   * it is settled. Refuses with 403 insufficient_quota (saying how many completion tokens the
+   * money covers), or with gateway_error when the store cannot be reached: never serve unbilled.
    */
-  async hold(requestId: string, key: AuthenticatedKey, model: ModelEntity, promptTokens: number, completionTokens: number): Promise<number> {
+  async reserve(request: HoldRequest): Promise<Hold> {
+    const { requestId, model, promptTokens, completionTokens } = request;
     const estimate = holdEstimate(promptTokens, completionTokens, model);
     let outcome;
     try {
-      outcome = await this.repo.placeHold(requestId, key.workspaceId, key.id, model.id, estimate.amountMicros, this.config.holdTtlSeconds);
+      outcome = await this.holds.placeHold(
+        requestId,
+        request.workspaceId,
+        request.keyId,
+        model.id,
+        estimate.amountMicros,
+        this.config.holdTtlSeconds,
+      );
     } catch (err) {
       this.metrics.holds.inc({ outcome: 'error' });
       this.logger.error(`Could not place hold for ${requestId}: ${(err as Error).message}`);
@@ -52,49 +64,25 @@ export class BillingService implements OnModuleInit, OnModuleDestroy {
     }
     this.metrics.holds.inc({ outcome: outcome.outcome });
     if (outcome.outcome === 'held') {
-      this.live.add(requestId);
-      return estimate.amountMicros;
+      this.keepAlive.track(requestId);
+      return new Hold(request, estimate.amountMicros, this.recorder, this.keepAlive);
     }
     const limited = outcome.outcome === 'insufficient_balance' ? outcome.availableMicros : outcome.keyRemainingMicros;
     const affordable = affordableCompletionTokens(limited, promptTokens, model);
     const detail =
-      ` This request can cost up to ${formatUsd(estimate.amountMicros)} (${promptTokens} prompt + ${completionTokens} completion tokens at most);` +
+      ` This request can cost up to ${formatUsd(estimate.amountMicros)}` +
+      ` (${promptTokens} prompt + ${completionTokens} completion tokens at most);` +
       (affordable > 0
         ? ` what is left covers about ${affordable} completion tokens: lower max_tokens to at most ${affordable}.`
         : ' what is left does not cover the prompt.');
     if (outcome.outcome === 'insufficient_balance') {
-      throw new InsufficientQuotaError(`Insufficient prepaid balance. Current balance: ${formatUsd(Math.max(0, outcome.availableMicros))}.${detail}`);
+      throw new InsufficientQuotaError(
+        `Insufficient prepaid balance. Current balance: ${formatUsd(Math.max(0, outcome.availableMicros))}.${detail}`,
+      );
     }
-    throw new InsufficientQuotaError(`Insufficient key budget. Remaining key budget: ${formatUsd(Math.max(0, outcome.keyRemainingMicros))}.${detail}`);
-  }
-
-  /** The request's settlement is recorded (queued or applied): its hold no longer needs keeping alive. */
-  handedOver(requestId: string): void {
-    this.live.delete(requestId);
-  }
-
-  /**
-   * A request may run longer than the hold TTL (a long stream): while it is in flight here,
-   * its hold's expiry is pushed back, so the sweeper only releases holds of dead processes.
-   */
-  onModuleInit(): void {
-    const everyMs = Math.max(250, Math.floor((this.config.holdTtlSeconds * 1000) / 3));
-    this.keepAliveTimer = setInterval(() => void this.keepHoldsAlive(), everyMs);
-    this.keepAliveTimer.unref();
-  }
-
-  onModuleDestroy(): void {
-    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
-    this.keepAliveTimer = null;
-  }
-
-  private async keepHoldsAlive(): Promise<void> {
-    if (this.live.size === 0) return;
-    try {
-      await this.repo.extendHolds([...this.live], this.config.holdTtlSeconds);
-    } catch (err) {
-      this.logger.warn(`Could not extend the holds of ${this.live.size} requests in flight: ${(err as Error).message}`);
-    }
+    throw new InsufficientQuotaError(
+      `Insufficient key budget. Remaining key budget: ${formatUsd(Math.max(0, outcome.keyRemainingMicros))}.${detail}`,
+    );
   }
 
   /**
@@ -106,114 +94,86 @@ export class BillingService implements OnModuleInit, OnModuleDestroy {
     if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
       throw new InvalidRequestError('Idempotency-Key must be 1-255 printable ASCII characters.', 'Idempotency-Key');
     }
-    const requestHash = createHash('sha256').update(JSON.stringify([dto.amount_micros, dto.reason ?? null])).digest('hex');
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify([dto.amount_micros, dto.reason ?? null]))
+      .digest('hex');
     const reference = `admin:${workspaceId}:${idempotencyKey ?? randomUUID()}`;
-    const existing = idempotencyKey ? await this.findByReference(reference) : null;
+    const existing = idempotencyKey ? await this.entries.findByReference(reference) : null;
     if (existing) return this.replay(existing, requestHash);
-    try {
-      const entry = await this.db.transaction(async (tx) => {
-        // the bound is checked by the statement that moves the balance, under its row lock:
-        // concurrent credits cannot jointly leave the range (CONTRACT §2)
-        const rows = await rowsOf<{ balance_micros: string }>(
-          tx,
-          `UPDATE workspaces SET balance_micros = balance_micros + $2, updated_at = now()
-            WHERE id = $1 AND balance_micros + $2 BETWEEN -$3::bigint AND $3::bigint AND balance_micros + $2 - held_micros >= -$3::bigint
-            RETURNING balance_micros`,
-          [workspaceId, dto.amount_micros, MAX_BALANCE_MICROS],
-        );
-        if (rows.length === 0) {
-          const [found] = await rowsOf<{ balance_micros: string }>(tx, 'SELECT balance_micros FROM workspaces WHERE id = $1', [workspaceId]);
-          if (!found) throw new NotFoundError(`Workspace '${workspaceId}' not found.`);
-          throw new InvalidRequestError(
-            `This ${dto.amount_micros > 0 ? 'credit' : 'correction'} would take the balance (${formatUsd(safeMicros(found.balance_micros))}) ` +
-              `outside the supported range of ±${formatUsd(MAX_BALANCE_MICROS)}. Nothing was changed.`,
-            'amount_micros',
-          );
-        }
-        const inserted = await this.repo.insertLedger(tx, {
-          workspaceId,
-          kind: dto.amount_micros > 0 ? 'credit' : 'correction',
-          amountMicros: dto.amount_micros,
-          balanceAfterMicros: safeMicros(rows[0].balance_micros),
-          reference,
-          reason: dto.reason ?? null,
-          requestHash,
-        });
-        return inserted.id;
-      });
-      return { entry: (await this.findById(entry))!, created: true };
-    } catch (err) {
-      // Two requests with one Idempotency-Key raced: the unique reference let one through.
-      if ((err as { code?: string }).code === '23505' && idempotencyKey) {
-        const winner = await this.findByReference(reference);
-        if (winner) return this.replay(winner, requestHash);
-      }
-      throw err;
-    }
+    const credit: LedgerCredit = {
+      workspaceId,
+      kind: dto.amount_micros > 0 ? 'credit' : 'correction',
+      amountMicros: dto.amount_micros,
+      reference,
+      reason: dto.reason ?? null,
+      requestHash,
+    };
+    const entryId = await this.apply(credit);
+    if (entryId !== null) return { entry: BillingService.entryDto((await this.entries.findById(entryId))!), created: true };
+    // Two requests with one Idempotency-Key raced: the unique reference let one through.
+    const winner = idempotencyKey ? await this.entries.findByReference(reference) : null;
+    if (winner) return this.replay(winner, requestHash);
+    throw new Error(`Ledger reference ${reference} is taken`);
   }
 
-  private replay(existing: LedgerEntryDto & { request_hash: string | null }, requestHash: string): CreditResult {
-    if (existing.request_hash !== requestHash) {
-      throw new ConflictError('This Idempotency-Key was already used with a different request body.', 'idempotency_key_reused');
-    }
-    const { request_hash: _, ...entry } = existing;
-    return { entry, created: false };
+  /**
+   * A credit under a reference the caller chose (`seed:demo-workspace`): applied once, through
+   * the same path as every credit. false when an entry with that reference exists.
+   */
+  async creditOnce(workspaceId: string, amountMicros: number, reference: string, reason: string): Promise<boolean> {
+    return (await this.apply({ workspaceId, kind: 'credit', amountMicros, reference, reason, requestHash: null })) !== null;
   }
 
-  private async findByReference(reference: string): Promise<(LedgerEntryDto & { request_hash: string | null }) | null> {
-    const rows = await this.db.query(`SELECT *, request_hash FROM ledger_entries WHERE reference = $1`, [reference]);
-    return rows[0] ? { ...BillingService.entryDto(rows[0]), request_hash: rows[0].request_hash } : null;
-  }
-
-  private async findById(id: string): Promise<LedgerEntryDto | null> {
-    const rows = await this.db.query(`SELECT * FROM ledger_entries WHERE id = $1`, [id]);
-    return rows[0] ? BillingService.entryDto(rows[0]) : null;
+  /** The ledger entry with this reference, or null. */
+  async findEntry(reference: string): Promise<LedgerEntryDto | null> {
+    const entry = await this.entries.findByReference(reference);
+    return entry ? BillingService.entryDto(entry) : null;
   }
 
   async ledger(workspaceId: string, limit: number, cursor: string | undefined): Promise<LedgerPageDto> {
     const before = cursor === undefined ? null : decodeCursor(cursor);
-    const rows = await this.db.query(
-      `SELECT * FROM ledger_entries WHERE workspace_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
-      [workspaceId, before, limit + 1],
-    );
-    const page = rows.slice(0, limit).map((r: LedgerRow) => BillingService.entryDto(r));
+    const rows = await this.entries.listPage(workspaceId, before, limit + 1);
+    const page = rows.slice(0, limit).map((e) => BillingService.entryDto(e));
     return { data: page, next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1].id) : null };
   }
 
-  static entryDto(r: LedgerRow): LedgerEntryDto {
+  /** The new entry's id; null when its reference was taken. */
+  private async apply(credit: LedgerCredit): Promise<string | null> {
+    const result = await this.entries.credit(credit);
+    switch (result.outcome) {
+      case 'applied':
+        return result.entryId;
+      case 'duplicate_reference':
+        return null;
+      case 'workspace_not_found':
+        throw new NotFoundError(`Workspace '${credit.workspaceId}' not found.`);
+      case 'out_of_range':
+        throw new InvalidRequestError(
+          `This ${credit.amountMicros > 0 ? 'credit' : 'correction'} would take the balance (${formatUsd(result.balanceMicros)}) ` +
+            `outside the supported range of ±${formatUsd(MAX_BALANCE_MICROS)}. Nothing was changed.`,
+          'amount_micros',
+        );
+    }
+  }
+
+  private replay(existing: LedgerEntryEntity, requestHash: string): CreditResult {
+    if (existing.requestHash !== requestHash) {
+      throw new ConflictError('This Idempotency-Key was already used with a different request body.', 'idempotency_key_reused');
+    }
+    return { entry: BillingService.entryDto(existing), created: false };
+  }
+
+  static entryDto(e: LedgerEntryEntity): LedgerEntryDto {
     return {
-      id: String(r.id),
-      workspace_id: r.workspace_id,
-      kind: r.kind,
-      amount_micros: safeMicros(r.amount_micros),
-      balance_after_micros: safeMicros(r.balance_after_micros),
-      reference: r.reference,
-      key_id: r.key_id,
-      reason: r.reason,
-      created_at: new Date(r.created_at).toISOString(),
+      id: String(e.id),
+      workspace_id: e.workspaceId,
+      kind: e.kind,
+      amount_micros: e.amountMicros,
+      balance_after_micros: e.balanceAfterMicros,
+      reference: e.reference,
+      key_id: e.keyId,
+      reason: e.reason,
+      created_at: new Date(e.createdAt).toISOString(),
     };
   }
-}
-
-interface LedgerRow {
-  id: string;
-  workspace_id: string;
-  kind: string;
-  amount_micros: string;
-  balance_after_micros: string;
-  reference: string;
-  key_id: string | null;
-  reason: string | null;
-  created_at: Date;
-}
-
-export function encodeCursor(id: string): string {
-  return Buffer.from(`id:${id}`).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): string {
-  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^id:(\d{1,18})$/.exec(decoded); // 18 digits always fit a bigint
-  if (!match) throw new InvalidRequestError('cursor is not valid: pass the next_cursor of a previous page.', 'cursor');
-  return match[1];
 }

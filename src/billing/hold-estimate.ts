@@ -51,7 +51,11 @@ export function holdEstimate(
   completionTokens: number,
   price: { inputPriceMicros: number; outputPriceMicros: number },
 ): HoldEstimate {
-  return { promptTokens, completionTokens, amountMicros: costMicros(promptTokens, completionTokens, price.inputPriceMicros, price.outputPriceMicros) };
+  return {
+    promptTokens,
+    completionTokens,
+    amountMicros: costMicros(promptTokens, completionTokens, price.inputPriceMicros, price.outputPriceMicros),
+  };
 }
 
 /** How many completion tokens `availableMicros` pays for after the prompt bound. */

@@ -1,70 +1,17 @@
 import type { DataSource } from 'typeorm';
+import { Drift, ReconcileRepository } from './reconcile.repository';
 
-export interface Drift {
-  kind: 'workspace_balance' | 'workspace_held' | 'key_spent' | 'key_held' | 'usage_vs_ledger';
-  id: string;
-  expected: number;
-  actual: number;
-}
+export type { Drift } from './reconcile.repository';
 
 /**
  * Recomputes every cached balance and key spend from the ledger and the open holds, and
  * compares charged usage logs with charge entries. An empty list means no drift.
  */
-export async function reconcile(db: DataSource): Promise<Drift[]> {
-  const drifts: Drift[] = [];
-  const add = (kind: Drift['kind'], rows: Array<{ id: string; expected: string; actual: string }>) => {
-    for (const r of rows) drifts.push({ kind, id: r.id, expected: Number(r.expected), actual: Number(r.actual) });
-  };
-  add(
-    'workspace_balance',
-    await db.query(`
-      SELECT w.id, COALESCE(SUM(l.amount_micros), 0) AS expected, w.balance_micros AS actual
-        FROM workspaces w LEFT JOIN ledger_entries l ON l.workspace_id = w.id
-       GROUP BY w.id HAVING COALESCE(SUM(l.amount_micros), 0) <> w.balance_micros`),
-  );
-  add(
-    'workspace_held',
-    await db.query(`
-      SELECT w.id, COALESCE(SUM(h.amount_micros), 0) AS expected, w.held_micros AS actual
-        FROM workspaces w LEFT JOIN holds h ON h.workspace_id = w.id
-       GROUP BY w.id HAVING COALESCE(SUM(h.amount_micros), 0) <> w.held_micros`),
-  );
-  add(
-    'key_spent',
-    await db.query(`
-      SELECT k.id, COALESCE(-SUM(l.amount_micros), 0) AS expected, k.spent_micros AS actual
-        FROM api_keys k LEFT JOIN ledger_entries l ON l.key_id = k.id AND l.kind = 'charge'
-       GROUP BY k.id HAVING COALESCE(-SUM(l.amount_micros), 0) <> k.spent_micros`),
-  );
-  add(
-    'key_held',
-    await db.query(`
-      SELECT k.id, COALESCE(SUM(h.amount_micros), 0) AS expected, k.held_micros AS actual
-        FROM api_keys k LEFT JOIN holds h ON h.key_id = k.id
-       GROUP BY k.id HAVING COALESCE(SUM(h.amount_micros), 0) <> k.held_micros`),
-  );
-  add(
-    'usage_vs_ledger',
-    await db.query(`
-      SELECT w.id,
-             COALESCE((SELECT -SUM(amount_micros) FROM ledger_entries WHERE workspace_id = w.id AND kind = 'charge'), 0) AS expected,
-             COALESCE((SELECT SUM(cost_micros) FROM usage_logs WHERE workspace_id = w.id), 0) AS actual
-        FROM workspaces w
-       WHERE COALESCE((SELECT -SUM(amount_micros) FROM ledger_entries WHERE workspace_id = w.id AND kind = 'charge'), 0)
-          <> COALESCE((SELECT SUM(cost_micros) FROM usage_logs WHERE workspace_id = w.id), 0)`),
-  );
-  return drifts;
+export function reconcile(db: DataSource): Promise<Drift[]> {
+  return new ReconcileRepository(db).drifts();
 }
 
-/**
- * Requests whose hold expired with no settlement (their process died, or Redis lost the job):
- * released at no charge and logged `outcome_unknown`. Not a drift (the books balance), but
- * revenue the operator may want to look at.
- */
-export async function unknownOutcomes(db: DataSource): Promise<{ requests: number; workspaces: number }> {
-  const [row] = await db.query(
-    `SELECT count(*)::int AS requests, count(DISTINCT workspace_id)::int AS workspaces FROM usage_logs WHERE error_code = 'outcome_unknown'`,
-  );
-  return { requests: row.requests, workspaces: row.workspaces };
+/** Requests released at no charge with an unknown outcome (see ReconcileRepository.unknownOutcomes). */
+export function unknownOutcomes(db: DataSource): Promise<{ requests: number; workspaces: number }> {
+  return new ReconcileRepository(db).unknownOutcomes();
 }

@@ -20,34 +20,31 @@ export class ModelUpsertDto {
   @Length(1, 200)
   upstream_model: string;
 
-  @ApiProperty({ enum: ['chat', 'embedding'] })
   @IsIn(['chat', 'embedding'])
   type: 'chat' | 'embedding';
 
-  @ApiProperty({ description: 'micro-USD per 1M prompt tokens' })
+  /** micro-USD per 1M prompt tokens */
   @IsInt()
   @Min(0)
   @Max(1_000_000_000_000)
   input_price_micros: number;
 
-  @ApiProperty({ description: 'micro-USD per 1M completion tokens' })
+  /** micro-USD per 1M completion tokens */
   @IsInt()
   @Min(0)
   @Max(1_000_000_000_000)
   output_price_micros: number;
 
-  @ApiProperty()
   @IsBoolean()
   sellable: boolean;
 
-  @ApiPropertyOptional({ description: 'Completion cap when a request sets none' })
+  /** Completion cap when a request sets none */
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(10_000_000)
   max_output_tokens?: number;
 
-  @ApiPropertyOptional({ type: Number, nullable: true })
   @ValidateIf((_, v) => v !== null)
   @IsOptional()
   @IsInt()
@@ -67,66 +64,60 @@ export class ProviderUpsertDto {
   @Matches(/^https?:\/\/[^\s]+$/, { message: 'base_url must be an http(s) URL' })
   base_url: string;
 
-  @ApiPropertyOptional({ type: String, nullable: true, description: 'Write-only; stored encrypted. null removes it.' })
+  /** Write-only; stored encrypted. null removes it. */
   @ValidateIf((_, v) => v !== null)
   @IsOptional()
   @IsString()
   @Length(1, 4096)
   api_key?: string | null;
 
-  @ApiPropertyOptional({
-    minimum: 1,
-    maximum: MAX_CONNECTIONS_LIMIT,
-    default: DEFAULT_MAX_CONNECTIONS,
-    description: 'Most requests in flight to this provider; more wait briefly, then answer 503. Omitted: unchanged.',
-  })
+  /** Most requests in flight to this provider; more wait briefly, then answer 503. Omitted: unchanged. */
+  @ApiPropertyOptional({ default: DEFAULT_MAX_CONNECTIONS })
   @ValidateIf((_, v) => v !== undefined) // omitted keeps it; null is not a value
   @IsInt()
   @Min(1)
   @Max(MAX_CONNECTIONS_LIMIT)
   max_connections?: number;
 
-  @ApiPropertyOptional({
-    enum: MAX_TOKENS_FIELDS,
-    default: 'both',
-    description: 'The request field that carries the completion bound to this provider. Omitted: unchanged.',
-  })
+  /** The request field that carries the completion bound to this provider. Omitted: unchanged. */
+  @ApiPropertyOptional({ default: 'both' })
   @ValidateIf((_, v) => v !== undefined)
   @IsIn(MAX_TOKENS_FIELDS)
   max_tokens_field?: MaxTokensField;
 }
 
 export class ModelDto {
-  @ApiProperty() id: string;
-  @ApiProperty() provider: string;
-  @ApiProperty() upstream_model: string;
-  @ApiProperty({ enum: ['chat', 'embedding'] }) type: 'chat' | 'embedding';
-  @ApiProperty() input_price_micros: number;
-  @ApiProperty() output_price_micros: number;
-  @ApiProperty() sellable: boolean;
-  @ApiProperty() max_output_tokens: number;
-  @ApiProperty({ type: Number, nullable: true }) context_length: number | null;
+  id: string;
+  provider: string;
+  upstream_model: string;
+  type: 'chat' | 'embedding';
+  input_price_micros: number;
+  output_price_micros: number;
+  sellable: boolean;
+  max_output_tokens: number;
+  context_length: number | null;
 }
 
 export class ProviderDto {
-  @ApiProperty() id: string;
-  @ApiProperty() base_url: string;
-  @ApiProperty() has_api_key: boolean;
-  @ApiProperty() max_connections: number;
+  id: string;
+  base_url: string;
+  has_api_key: boolean;
+  max_connections: number;
+  // the declared order (the type alias would list them as the compiler happens to order the union)
   @ApiProperty({ enum: MAX_TOKENS_FIELDS }) max_tokens_field: MaxTokensField;
 }
 
 /** One entry of `GET /v1/models`. */
 export class PublicModelDto {
-  @ApiProperty() id: string;
+  id: string;
   @ApiProperty({ example: 'model' }) object: 'model';
-  @ApiProperty() created: number;
-  @ApiProperty() owned_by: string;
-  @ApiProperty({ enum: ['chat', 'embedding'] }) type: 'chat' | 'embedding';
-  @ApiProperty() pricing: { input_price_micros: number; output_price_micros: number };
+  created: number;
+  owned_by: string;
+  type: 'chat' | 'embedding';
+  pricing: { input_price_micros: number; output_price_micros: number };
 }
 
 export class PublicModelListDto {
   @ApiProperty({ example: 'list' }) object: 'list';
-  @ApiProperty({ type: [PublicModelDto] }) data: PublicModelDto[];
+  data: PublicModelDto[];
 }

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { CatalogRepository } from './catalog.repository';
 import { CatalogService } from './catalog.service';
 import { ModelEntity } from './model.entity';
 import { ModelsController } from './models.controller';
@@ -8,7 +9,7 @@ import { ProviderEntity } from './provider.entity';
 @Module({
   imports: [TypeOrmModule.forFeature([ModelEntity, ProviderEntity])],
   controllers: [ModelsController],
-  providers: [CatalogService],
+  providers: [CatalogRepository, CatalogService],
   exports: [CatalogService],
 })
 export class CatalogModule {}

@@ -1,12 +1,11 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { InvalidRequestError, ModelNotFoundError, NotFoundError } from '../common/errors/api-error';
 import { SecretBox } from '../common/secret-box';
 import { RedisService } from '../redis/redis.service';
+import { CatalogRepository } from './catalog.repository';
 import { ModelEntity, ModelType } from './model.entity';
-import { DEFAULT_MAX_CONNECTIONS, MaxTokensField, ProviderEntity } from './provider.entity';
+import { MaxTokensField, ProviderEntity } from './provider.entity';
 import { ModelDto, ModelUpsertDto, ProviderDto, ProviderUpsertDto } from './catalog.dto';
 import { STARTER_MODELS, STARTER_PROVIDERS } from './starter-catalog';
 
@@ -45,9 +44,7 @@ export class CatalogService implements OnModuleInit {
 
   constructor(
     private readonly config: AppConfig,
-    @InjectRepository(ModelEntity) private readonly models: Repository<ModelEntity>,
-    @InjectRepository(ProviderEntity) private readonly providers: Repository<ProviderEntity>,
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly catalog: CatalogRepository,
     private readonly redis: RedisService,
   ) {
     this.box = new SecretBox(config.encryptionKey);
@@ -86,10 +83,7 @@ export class CatalogService implements OnModuleInit {
 
   private async load(): Promise<Snapshot> {
     const generation = this.generation;
-    const [models, providers] = await Promise.all([
-      this.models.find(),
-      this.providers.createQueryBuilder('p').addSelect('p.apiKeyEncrypted').getMany(),
-    ]);
+    const [models, providers] = await Promise.all([this.catalog.findModels(), this.catalog.findProvidersWithKeys()]);
     const snapshot: Snapshot = {
       loadedAt: Date.now(),
       models: new Map(models.map((m) => [m.id, m])),
@@ -134,24 +128,22 @@ export class CatalogService implements OnModuleInit {
   }
 
   async upsertModel(dto: ModelUpsertDto): Promise<ModelDto> {
-    if (!(await this.providers.existsBy({ id: dto.provider }))) {
+    if (!(await this.catalog.providerExists(dto.provider))) {
       throw new InvalidRequestError(`Unknown provider '${dto.provider}'. Create it with PUT /admin/providers first.`, 'provider');
     }
-    const existing = await this.models.findOneBy({ id: dto.id });
-    const saved = await this.models.save(
-      this.models.create({
-        ...existing,
-        id: dto.id,
-        providerId: dto.provider,
-        upstreamModel: dto.upstream_model,
-        type: dto.type,
-        inputPriceMicros: dto.input_price_micros,
-        outputPriceMicros: dto.output_price_micros,
-        sellable: dto.sellable,
-        maxOutputTokens: dto.max_output_tokens ?? existing?.maxOutputTokens ?? 4_096,
-        contextLength: dto.context_length !== undefined ? dto.context_length : (existing?.contextLength ?? null),
-      }),
-    );
+    const existing = await this.catalog.findModel(dto.id);
+    const saved = await this.catalog.saveModel({
+      ...existing,
+      id: dto.id,
+      providerId: dto.provider,
+      upstreamModel: dto.upstream_model,
+      type: dto.type,
+      inputPriceMicros: dto.input_price_micros,
+      outputPriceMicros: dto.output_price_micros,
+      sellable: dto.sellable,
+      maxOutputTokens: dto.max_output_tokens ?? existing?.maxOutputTokens ?? 4_096,
+      contextLength: dto.context_length !== undefined ? dto.context_length : (existing?.contextLength ?? null),
+    });
     await this.invalidate();
     return CatalogService.modelDto(saved);
   }
@@ -164,20 +156,14 @@ export class CatalogService implements OnModuleInit {
   async upsertProvider(dto: ProviderUpsertDto): Promise<ProviderDto> {
     const keyGiven = dto.api_key !== undefined;
     const sealed = dto.api_key === undefined || dto.api_key === null ? null : this.box.seal(dto.api_key);
-    await this.db.query(
-      `INSERT INTO providers (id, base_url, api_key_encrypted, max_connections, max_tokens_field)
-       VALUES ($1, $2, $3, COALESCE($5::integer, $7::integer), COALESCE($6::text, 'both'))
-       ON CONFLICT (id) DO UPDATE SET
-         base_url = EXCLUDED.base_url,
-         api_key_encrypted = CASE
-           WHEN $4::boolean THEN EXCLUDED.api_key_encrypted
-           WHEN providers.base_url = EXCLUDED.base_url THEN providers.api_key_encrypted
-           ELSE NULL END,
-         max_connections = COALESCE($5::integer, providers.max_connections),
-         max_tokens_field = COALESCE($6::text, providers.max_tokens_field),
-         updated_at = now()`,
-      [dto.id, normalizeBaseUrl(dto.base_url), sealed, keyGiven, dto.max_connections ?? null, dto.max_tokens_field ?? null, DEFAULT_MAX_CONNECTIONS],
-    );
+    await this.catalog.upsertProvider({
+      id: dto.id,
+      baseUrl: normalizeBaseUrl(dto.base_url),
+      sealedKey: sealed,
+      keyGiven,
+      maxConnections: dto.max_connections ?? null,
+      maxTokensField: dto.max_tokens_field ?? null,
+    });
     await this.invalidate();
     return this.providerDto(dto.id);
   }
@@ -218,22 +204,10 @@ export class CatalogService implements OnModuleInit {
    * PROVIDER_<ID>_BASE_URL / _API_KEY, which win over stored values at every start.
    */
   async seed(): Promise<void> {
-    for (const p of STARTER_PROVIDERS) {
-      await this.db.query(`INSERT INTO providers (id, base_url, max_tokens_field) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`, [
-        p.id,
-        p.baseUrl,
-        p.maxTokensField,
-      ]);
-    }
-    for (const m of STARTER_MODELS) {
-      await this.db.query(
-        `INSERT INTO models (id, provider_id, upstream_model, type, input_price_micros, output_price_micros, sellable, max_output_tokens, context_length)
-         VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8) ON CONFLICT (id) DO NOTHING`,
-        [m.id, m.providerId, m.upstreamModel, m.type, m.inputPriceMicros, m.outputPriceMicros, m.maxOutputTokens, m.contextLength],
-      );
-    }
+    for (const p of STARTER_PROVIDERS) await this.catalog.insertStarterProvider(p);
+    for (const m of STARTER_MODELS) await this.catalog.insertStarterModel(m);
     for (const [id, override] of Object.entries(this.config.providerOverrides)) {
-      const existing = await this.providers.createQueryBuilder('p').addSelect('p.apiKeyEncrypted').where('p.id = :id', { id }).getOne();
+      const existing = await this.catalog.findProviderWithKey(id);
       if (!existing && !override.baseUrl) {
         this.logger.warn(`PROVIDER_${id.toUpperCase()}_API_KEY is set but provider '${id}' does not exist and has no base URL: ignored`);
         continue;
@@ -252,8 +226,8 @@ export class CatalogService implements OnModuleInit {
           );
         }
       }
-      if (existing) await this.providers.update({ id }, values);
-      else await this.providers.insert(values);
+      if (existing) await this.catalog.updateProvider(id, values);
+      else await this.catalog.insertProvider(values);
     }
     await this.invalidate();
     const snap = await this.current();

@@ -20,8 +20,44 @@ export interface StarterModel {
 }
 
 export const STARTER_MODELS: StarterModel[] = [
-  { id: 'deepseek-v4-flash', providerId: 'deepseek', upstreamModel: 'deepseek-v4-flash', type: 'chat', inputPriceMicros: 270_000, outputPriceMicros: 1_100_000, maxOutputTokens: 8_192, contextLength: 128_000 },
-  { id: 'gpt-4o-mini', providerId: 'openai', upstreamModel: 'gpt-4o-mini', type: 'chat', inputPriceMicros: 150_000, outputPriceMicros: 600_000, maxOutputTokens: 16_384, contextLength: 128_000 },
-  { id: 'Qwen/Qwen-Plus', providerId: 'dashscope', upstreamModel: 'qwen-plus', type: 'chat', inputPriceMicros: 400_000, outputPriceMicros: 1_200_000, maxOutputTokens: 8_192, contextLength: 131_072 },
-  { id: 'text-embedding-3-small', providerId: 'openai', upstreamModel: 'text-embedding-3-small', type: 'embedding', inputPriceMicros: 20_000, outputPriceMicros: 0, maxOutputTokens: 1, contextLength: 8_191 },
+  {
+    id: 'deepseek-v4-flash',
+    providerId: 'deepseek',
+    upstreamModel: 'deepseek-v4-flash',
+    type: 'chat',
+    inputPriceMicros: 270_000,
+    outputPriceMicros: 1_100_000,
+    maxOutputTokens: 8_192,
+    contextLength: 128_000,
+  },
+  {
+    id: 'gpt-4o-mini',
+    providerId: 'openai',
+    upstreamModel: 'gpt-4o-mini',
+    type: 'chat',
+    inputPriceMicros: 150_000,
+    outputPriceMicros: 600_000,
+    maxOutputTokens: 16_384,
+    contextLength: 128_000,
+  },
+  {
+    id: 'Qwen/Qwen-Plus',
+    providerId: 'dashscope',
+    upstreamModel: 'qwen-plus',
+    type: 'chat',
+    inputPriceMicros: 400_000,
+    outputPriceMicros: 1_200_000,
+    maxOutputTokens: 8_192,
+    contextLength: 131_072,
+  },
+  {
+    id: 'text-embedding-3-small',
+    providerId: 'openai',
+    upstreamModel: 'text-embedding-3-small',
+    type: 'embedding',
+    inputPriceMicros: 20_000,
+    outputPriceMicros: 0,
+    maxOutputTokens: 1,
+    contextLength: 8_191,
+  },
 ];

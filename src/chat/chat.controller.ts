@@ -21,11 +21,11 @@ export class ChatController {
   @ApiOkResponse({ description: "The provider's response with `model` set to the public id" })
   complete(
     @CurrentKey() key: AuthenticatedKey,
-    @Body() _dto: ChatCompletionCreateDto,
+    @Body() dto: ChatCompletionCreateDto,
     @Req() req: GatewayRequest,
     @Res() res: Response,
   ): Promise<void> {
-    return this.chat.handle('chat', req, res, key, req.body);
+    return this.chat.handle('chat', req, res, key, dto);
   }
 
   @Post('embeddings')
@@ -33,10 +33,10 @@ export class ChatController {
   @ApiOperation({ summary: 'OpenAI-compatible embeddings (embedding models only)' })
   embed(
     @CurrentKey() key: AuthenticatedKey,
-    @Body() _dto: EmbeddingCreateDto,
+    @Body() dto: EmbeddingCreateDto,
     @Req() req: GatewayRequest,
     @Res() res: Response,
   ): Promise<void> {
-    return this.chat.handle('embedding', req, res, key, req.body);
+    return this.chat.handle('embedding', req, res, key, dto);
   }
 }

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -111,33 +111,30 @@ function IsMessageContent(): PropertyDecorator {
 }
 
 export class ChatMessageDto {
-  @ApiProperty({ enum: ROLES })
   @IsIn(ROLES)
   role: string;
 
-  // forwarded as sent once its shape fits the role
-  @ApiPropertyOptional({ description: 'string or array of content parts; null only for an assistant message with tool_calls' })
-  @IsMessageContent()
+  /** string or array of content parts; null only for an assistant message with tool_calls */
+  @IsMessageContent() // forwarded as sent once its shape fits the role
   content?: unknown;
 
-  @ApiPropertyOptional({ description: 'required for a tool message' })
+  /** required for a tool message */
   @ValidateIf((m: ChatMessageDto) => m.role === 'tool' || m.tool_call_id != null)
   @IsString()
   tool_call_id?: string;
 
-  @ApiPropertyOptional({ description: 'required for a function message' })
+  /** required for a function message */
   @ValidateIf((m: ChatMessageDto) => m.role === 'function' || m.name != null)
   @IsString()
   name?: string;
 
-  @ApiPropertyOptional({ description: 'assistant tool calls; forwarded as sent' })
+  /** assistant tool calls; forwarded as sent */
   @ValidateIf((m: ChatMessageDto) => m.tool_calls != null)
   @IsArray()
   tool_calls?: unknown[];
 }
 
 export class StreamOptionsDto {
-  @ApiPropertyOptional()
   @IsOptional()
   @IsBoolean()
   include_usage?: boolean;
@@ -152,7 +149,6 @@ export class ChatCompletionCreateDto {
   @IsString()
   model: string;
 
-  @ApiProperty({ type: [ChatMessageDto] })
   @IsDefined()
   @IsArray()
   @ArrayMinSize(1)
@@ -161,90 +157,79 @@ export class ChatCompletionCreateDto {
   @Type(() => ChatMessageDto)
   messages: ChatMessageDto[];
 
-  @ApiPropertyOptional({ minimum: 0, maximum: 2 })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   @Max(2)
   temperature?: number;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: 1 })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   @Max(1)
   top_p?: number;
 
-  @ApiPropertyOptional({ minimum: 1 })
   @IsOptional()
   @IsInt()
   @Min(1)
   max_tokens?: number;
 
-  @ApiPropertyOptional({ minimum: 1 })
   @IsOptional()
   @IsInt()
   @Min(1)
   max_completion_tokens?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 8 })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(8)
   n?: number;
 
-  @ApiPropertyOptional()
   @IsOptional()
   @IsBoolean()
   stream?: boolean;
 
-  @ApiPropertyOptional({ type: StreamOptionsDto })
   @IsOptional()
   @IsObject()
   @ValidateNested()
   @Type(() => StreamOptionsDto)
   stream_options?: StreamOptionsDto;
 
-  @ApiPropertyOptional({ minimum: -2, maximum: 2 })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(-2)
   @Max(2)
   presence_penalty?: number;
 
-  @ApiPropertyOptional({ minimum: -2, maximum: 2 })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(-2)
   @Max(2)
   frequency_penalty?: number;
 
-  @ApiPropertyOptional()
   @IsOptional()
   @IsInt()
   seed?: number;
 
-  @ApiPropertyOptional()
   @IsOptional()
   @IsString()
   user?: string;
 
-  @ApiPropertyOptional({ description: 'forwarded as sent' })
+  /** forwarded as sent */
   @IsOptional()
   @IsArray()
   tools?: unknown[];
 
-  @ApiPropertyOptional({ description: 'string or object; forwarded as sent' })
+  /** string or object; forwarded as sent */
   @IsOptional()
   tool_choice?: unknown;
 
-  @ApiPropertyOptional({ description: 'forwarded as sent' })
+  /** forwarded as sent */
   @IsOptional()
   @IsObject()
   response_format?: Record<string, unknown>;
 
-  @ApiPropertyOptional({ description: 'string or array of up to 4 strings' })
+  /** string or array of up to 4 strings */
   @IsOptional()
   stop?: unknown;
 }
@@ -254,22 +239,19 @@ export class EmbeddingCreateDto {
   @IsString()
   model: string;
 
-  @ApiProperty({ description: 'string, array of strings, or array of token arrays' })
+  /** string, array of strings, or array of token arrays */
   @IsDefined()
   input: unknown;
 
-  @ApiPropertyOptional()
   @IsOptional()
   @IsInt()
   @Min(1)
   dimensions?: number;
 
-  @ApiPropertyOptional({ enum: ['float', 'base64'] })
   @IsOptional()
   @IsIn(['float', 'base64'])
   encoding_format?: string;
 
-  @ApiPropertyOptional()
   @IsOptional()
   @IsString()
   user?: string;

@@ -2,14 +2,15 @@ import { Module } from '@nestjs/common';
 import { BillingModule } from '../billing/billing.module';
 import { CatalogModule } from '../catalog/catalog.module';
 import { RateLimitModule } from '../ratelimit/rate-limit.module';
-import { UsageModule } from '../usage/usage.module';
 import { ChatController } from './chat.controller';
 import { ChatService } from './chat.service';
+import { JsonRelay } from './relays/json-relay';
+import { SseRelay } from './relays/sse-relay';
 import { UpstreamClient } from './upstream/upstream.client';
 
 @Module({
-  imports: [CatalogModule, BillingModule, RateLimitModule, UsageModule],
+  imports: [CatalogModule, BillingModule, RateLimitModule],
   controllers: [ChatController],
-  providers: [ChatService, UpstreamClient],
+  providers: [ChatService, JsonRelay, SseRelay, UpstreamClient],
 })
 export class ChatModule {}

@@ -6,7 +6,9 @@ const PER_REPLY = 3;
 
 function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('');
+  if (Array.isArray(content)) {
+    return (content as Array<{ text?: unknown } | null>).map((p) => (typeof p?.text === 'string' ? p.text : '')).join('');
+  }
   return content === null || content === undefined ? '' : JSON.stringify(content);
 }
 

@@ -1,6 +1,6 @@
 // `npm run reconcile`: recompute balances and key spend from the ledger; exit 1 on drift.
 import { DataSource } from 'typeorm';
-import { reconcile, unknownOutcomes } from '../billing/reconcile';
+import { ReconcileRepository } from '../billing/reconcile.repository';
 import { ConfigError, loadConfig } from '../config/app-config';
 import { dataSourceOptions } from '../database/data-source-options';
 import { formatUsd } from '../common/money';
@@ -9,12 +9,14 @@ async function main(): Promise<void> {
   const db = new DataSource(dataSourceOptions(loadConfig(process.env), 2));
   await db.initialize();
   try {
-    const [{ workspaces }] = await db.query('SELECT count(*)::int AS workspaces FROM workspaces');
-    const drifts = await reconcile(db);
-    const unknown = await unknownOutcomes(db);
+    const books = new ReconcileRepository(db);
+    const workspaces = await books.workspaceCount();
+    const drifts = await books.drifts();
+    const unknown = await books.unknownOutcomes();
     if (unknown.requests > 0) {
       process.stdout.write(
-        `${unknown.requests} request(s) in ${unknown.workspaces} workspace(s) have an unknown outcome: their holds expired with no settlement ` +
+        `${unknown.requests} request(s) in ${unknown.workspaces} workspace(s) have an unknown outcome: ` +
+          `their holds expired with no settlement ` +
           `(a process died, or Redis lost the job) and were released at no charge (usage logs with error_code outcome_unknown).\n`,
       );
     }

@@ -2,7 +2,19 @@ import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/commo
 import { InvalidRequestError } from './errors/api-error';
 
 // Type errors say more than range errors: report "must be an array" before "at most N elements".
-const TYPE_CHECKS = ['isDefined', 'whitelistValidation', 'nestedValidation', 'isString', 'isArray', 'isInt', 'isNumber', 'isBoolean', 'isObject', 'isIn', 'isUuid'];
+const TYPE_CHECKS = [
+  'isDefined',
+  'whitelistValidation',
+  'nestedValidation',
+  'isString',
+  'isArray',
+  'isInt',
+  'isNumber',
+  'isBoolean',
+  'isObject',
+  'isIn',
+  'isUuid',
+];
 function priority(constraint: string): number {
   const i = TYPE_CHECKS.indexOf(constraint);
   return i < 0 ? TYPE_CHECKS.length : i;

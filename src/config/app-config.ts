@@ -108,7 +108,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
 function wholeNumber(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
   if (!value) return fallback;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`Invalid configuration: ${name} must be a whole number from ${min} to ${max}`);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new ConfigError(`Invalid configuration: ${name} must be a whole number from ${min} to ${max}`);
   return n;
 }
 

@@ -1,9 +1,8 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { Response } from 'express';
-import { DataSource } from 'typeorm';
 import { MetricsAuth, Public } from '../auth/auth.decorators';
+import { DatabaseHealth } from '../database/database-health';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisDurabilityCheck } from '../redis/redis-durability.service';
 import { RedisService } from '../redis/redis.service';
@@ -13,7 +12,7 @@ import { RedisService } from '../redis/redis.service';
 @Controller()
 export class HealthController {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly database: DatabaseHealth,
     private readonly redis: RedisService,
     private readonly metrics: MetricsService,
     private readonly durability: RedisDurabilityCheck,
@@ -36,10 +35,7 @@ export class HealthController {
   @ApiServiceUnavailableResponse({ description: 'a dependency is down' })
   async ready(@Res() res: Response): Promise<void> {
     const [postgres, redis] = await Promise.all([
-      this.db.query('SELECT 1').then(
-        () => 'up',
-        () => 'down',
-      ),
+      this.database.ping().then((ok) => (ok ? 'up' : 'down')),
       this.redis.ping().then((ok) => (ok ? 'up' : 'down')),
     ]);
     const ok = postgres === 'up' && redis === 'up';

@@ -62,7 +62,10 @@ export class KeyCache {
   set(hash: string, key: AuthenticatedKey | null, now = Date.now(), inactive?: InactiveKey): void {
     if (key || inactive) {
       this.unknown.delete(hash);
-      this.known.set(hash, key ? { key, loadedAt: now } : { key: null, loadedAt: now, keyId: inactive!.keyId, workspaceId: inactive!.workspaceId });
+      this.known.set(
+        hash,
+        key ? { key, loadedAt: now } : { key: null, loadedAt: now, keyId: inactive!.keyId, workspaceId: inactive!.workspaceId },
+      );
     } else {
       this.known.delete(hash);
       this.unknown.set(hash, { key: null, loadedAt: now });

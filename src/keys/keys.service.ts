@@ -1,14 +1,13 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
 import { ApiError, InvalidApiKeyError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
 import { AppConfig } from '../config/app-config';
 import { RedisService } from '../redis/redis.service';
-import { WorkspaceEntity } from '../workspaces/workspace.entity';
+import { WorkspacesService } from '../workspaces/workspaces.service';
 import { ApiKeyEntity } from './api-key.entity';
 import { generateApiKey, hashApiKey, isWellFormedApiKey } from './api-key-format';
 import { AuthenticatedKey, InactiveKey, KeyCache } from './key-cache';
 import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto, KeyInfoDto } from './keys.dto';
+import { ApiKeyChanges, KeysRepository } from './keys.repository';
 import { UnknownKeyThrottle } from './unknown-key-throttle';
 
 /** How long a cached key may be trusted while invalidation messages cannot arrive. */
@@ -18,22 +17,6 @@ interface LoadedKey {
   key: AuthenticatedKey | null;
   /** Set when the key exists but is disabled or revoked. */
   inactive?: InactiveKey;
-}
-
-interface KeyRow {
-  id: string;
-  workspace_id: string;
-  name: string;
-  prefix: string;
-  models: string[] | null;
-  budget_micros: string | null;
-  expires_at: Date | null;
-  disabled: boolean;
-  revoked_at: Date | null;
-  rpm_limit: number | null;
-  tpm_limit: number | null;
-  ws_rpm_limit: number | null;
-  ws_tpm_limit: number | null;
 }
 
 @Injectable()
@@ -49,9 +32,8 @@ export class KeysService implements OnModuleInit {
   private readonly unknownKeys: UnknownKeyThrottle;
 
   constructor(
-    @InjectRepository(ApiKeyEntity) private readonly keys: Repository<ApiKeyEntity>,
-    @InjectRepository(WorkspaceEntity) private readonly workspaces: Repository<WorkspaceEntity>,
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly keys: KeysRepository,
+    private readonly workspaces: WorkspacesService,
     private readonly redis: RedisService,
     config: AppConfig,
   ) {
@@ -117,34 +99,27 @@ export class KeysService implements OnModuleInit {
   }
 
   private async load(hash: string): Promise<LoadedKey> {
-    const rows: KeyRow[] = await this.db.query(
-      `SELECT k.id, k.workspace_id, k.name, k.prefix, k.models, k.budget_micros, k.expires_at, k.disabled, k.revoked_at,
-              k.rpm_limit, k.tpm_limit, w.rpm_limit AS ws_rpm_limit, w.tpm_limit AS ws_tpm_limit
-         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
-        WHERE k.key_hash = $1`,
-      [hash],
-    );
-    const row = rows[0];
+    const row = await this.keys.findByHash(hash);
     if (!row) return { key: null };
-    if (row.disabled || row.revoked_at) return { key: null, inactive: { keyId: row.id, workspaceId: row.workspace_id } };
+    if (row.disabled || row.revoked) return { key: null, inactive: { keyId: row.id, workspaceId: row.workspaceId } };
     const key: AuthenticatedKey = {
       id: row.id,
-      workspaceId: row.workspace_id,
+      workspaceId: row.workspaceId,
       name: row.name,
       prefix: row.prefix,
       models: row.models ? new Set(row.models) : null,
-      budgetMicros: row.budget_micros === null ? null : Number(row.budget_micros),
-      expiresAt: row.expires_at ? row.expires_at.getTime() : null,
-      rpmLimit: row.rpm_limit ?? row.ws_rpm_limit,
-      tpmLimit: row.tpm_limit ?? row.ws_tpm_limit,
+      budgetMicros: row.budgetMicros,
+      expiresAt: row.expiresAt ? row.expiresAt.getTime() : null,
+      rpmLimit: row.rpmLimit ?? row.workspaceRpmLimit,
+      tpmLimit: row.tpmLimit ?? row.workspaceTpmLimit,
     };
     return { key };
   }
 
   async create(workspaceId: string, dto: ApiKeyCreateDto): Promise<ApiKeyCreatedDto> {
-    if (!(await this.workspaces.existsBy({ id: workspaceId }))) throw new NotFoundError(`Workspace '${workspaceId}' not found.`);
+    if (!(await this.workspaces.exists(workspaceId))) throw new NotFoundError(`Workspace '${workspaceId}' not found.`);
     const generated = generateApiKey();
-    const entity = this.keys.create({
+    const saved = await this.keys.create({
       workspaceId,
       name: dto.name,
       keyHash: generated.hash,
@@ -156,7 +131,6 @@ export class KeysService implements OnModuleInit {
       tpmLimit: dto.tpm_limit ?? null,
       expiresAt: this.parseExpiry(dto.expires_at, { future: true }),
     });
-    const saved = await this.keys.save(entity);
     return { ...KeysService.toDto(saved), key: generated.key };
   }
 
@@ -165,7 +139,7 @@ export class KeysService implements OnModuleInit {
    * request of the key, and a read-modify-write of the whole row would put stale values back.
    */
   async update(id: string, dto: ApiKeyUpdateDto, workspaceId?: string): Promise<ApiKeyDto> {
-    const changes: Partial<ApiKeyEntity> = {};
+    const changes: ApiKeyChanges = {};
     if (dto.name !== undefined) changes.name = dto.name;
     if (dto.disabled !== undefined) changes.disabled = dto.disabled;
     if (dto.models !== undefined) changes.models = dto.models;
@@ -175,18 +149,16 @@ export class KeysService implements OnModuleInit {
     if (dto.tpm_limit !== undefined) changes.tpmLimit = dto.tpm_limit;
     const where = workspaceId ? { id, workspaceId } : { id };
     if (Object.keys(changes).length > 0) {
-      const result = await this.keys.update(where, changes);
-      if (!result.affected) throw new NotFoundError(`API key '${id}' not found.`);
+      if (!(await this.keys.update(where, changes))) throw new NotFoundError(`API key '${id}' not found.`);
       await this.redis.publishInvalidation(`key:${id}`);
     }
-    const key = await this.keys.findOneBy(where);
+    const key = await this.keys.findOne(where);
     if (!key) throw new NotFoundError(`API key '${id}' not found.`);
     return KeysService.toDto(key);
   }
 
-
   async listForWorkspace(workspaceId: string): Promise<ApiKeyDto[]> {
-    const keys = await this.keys.find({ where: { workspaceId }, order: { createdAt: 'DESC' } });
+    const keys = await this.keys.listForWorkspace(workspaceId);
     return keys.map((k) => KeysService.toDto(k));
   }
 
@@ -203,36 +175,22 @@ export class KeysService implements OnModuleInit {
 
   /** `GET /v1/key`: the calling key, its spend, and what it can still spend. */
   async info(key: AuthenticatedKey): Promise<KeyInfoDto> {
-    const rows: Array<{
-      budget_micros: string | null;
-      spent_micros: string;
-      key_held: string;
-      balance_micros: string;
-      ws_held: string;
-      models: string[] | null;
-      expires_at: Date | null;
-    }> = await this.db.query(
-      `SELECT k.budget_micros, k.spent_micros, k.held_micros AS key_held, k.models, k.expires_at,
-              w.balance_micros, w.held_micros AS ws_held
-         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1`,
-      [key.id],
-    );
-    const row = rows[0];
-    if (!row) throw new InvalidApiKeyError();
-    const available = Number(row.balance_micros) - Number(row.ws_held);
-    const budget = row.budget_micros === null ? null : Number(row.budget_micros);
-    const spent = Number(row.spent_micros);
-    const budgetLeft = budget === null ? Number.POSITIVE_INFINITY : budget - spent - Number(row.key_held);
+    const spend = await this.keys.spend(key.id);
+    if (!spend) throw new InvalidApiKeyError();
+    const available = spend.workspaceBalanceMicros - spend.workspaceHeldMicros;
+    const budget = spend.budgetMicros;
+    const spent = spend.spentMicros;
+    const budgetLeft = budget === null ? Number.POSITIVE_INFINITY : budget - spent - spend.heldMicros;
     return {
       id: key.id,
       name: key.name,
       prefix: key.prefix,
-      models: row.models,
+      models: spend.models,
       budget_micros: budget,
       spent_micros: spent,
       remaining_micros: Math.max(0, Math.min(budgetLeft, available)),
-      expires_at: row.expires_at ? row.expires_at.toISOString() : null,
-      workspace: { id: key.workspaceId, balance_micros: Number(row.balance_micros), available_micros: available },
+      expires_at: spend.expiresAt ? spend.expiresAt.toISOString() : null,
+      workspace: { id: key.workspaceId, balance_micros: spend.workspaceBalanceMicros, available_micros: available },
     };
   }
 

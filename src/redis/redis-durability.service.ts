@@ -53,7 +53,8 @@ export class RedisDurabilityCheck implements OnApplicationBootstrap {
       const policy = info.get('maxmemory_policy');
       if (policy && policy !== 'noeviction') problems.push(`maxmemory-policy is ${policy}, not noeviction (queued jobs can be evicted)`);
       const aof = info.get('aof_enabled') === '1';
-      if (!aof && !(await rdbEnabled(client))) problems.push('neither AOF nor RDB persistence is enabled (a restart loses every queued job)');
+      if (!aof && !(await rdbEnabled(client)))
+        problems.push('neither AOF nor RDB persistence is enabled (a restart loses every queued job)');
     } catch (err) {
       problems.push(`could not inspect Redis (${(err as Error).message})`);
     }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { BillingService } from '../billing/billing.service';
 import { KeysService } from '../keys/keys.service';
+import { WorkspacesService } from '../workspaces/workspaces.service';
 
 export const DEMO_REFERENCE = 'seed:demo-workspace';
 export const DEMO_CREDIT_MICROS = 5_000_000;
@@ -10,35 +10,27 @@ export const DEMO_CREDIT_MICROS = 5_000_000;
 @Injectable()
 export class DemoWorkspaceService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly workspaces: WorkspacesService,
+    private readonly billing: BillingService,
     private readonly keys: KeysService,
   ) {}
 
   async demoWorkspaceId(): Promise<string | null> {
-    const rows = await this.db.query('SELECT workspace_id FROM ledger_entries WHERE reference = $1', [DEMO_REFERENCE]);
-    return rows[0]?.workspace_id ?? null;
+    return (await this.billing.findEntry(DEMO_REFERENCE))?.workspace_id ?? null;
   }
 
-  /** Creates it once (the ledger reference is unique); returns its first key, or null when it existed. */
+  /**
+   * Creates it once: its credit carries a unique ledger reference, so of two processes racing
+   * only one funds its workspace, and the other takes its own back. Returns the first key, or
+   * null when the demo workspace existed.
+   */
   async ensure(): Promise<{ workspaceId: string; key: string } | null> {
     if (await this.demoWorkspaceId()) return null;
-    const workspaceId = await this.db
-      .transaction(async (tx) => {
-        const [ws] = await tx.query(`INSERT INTO workspaces (name, balance_micros) VALUES ('Demo workspace', $1) RETURNING id`, [
-          DEMO_CREDIT_MICROS,
-        ]);
-        await tx.query(
-          `INSERT INTO ledger_entries (workspace_id, kind, amount_micros, balance_after_micros, reference, reason)
-           VALUES ($1, 'credit', $2, $2, $3, 'development demo credit')`,
-          [ws.id, DEMO_CREDIT_MICROS, DEMO_REFERENCE],
-        );
-        return ws.id as string;
-      })
-      .catch((err: { code?: string }) => {
-        if (err.code === '23505') return null; // another process created it meanwhile
-        throw err;
-      });
-    if (!workspaceId) return null;
+    const { id: workspaceId } = await this.workspaces.create({ name: 'Demo workspace' });
+    if (!(await this.billing.creditOnce(workspaceId, DEMO_CREDIT_MICROS, DEMO_REFERENCE, 'development demo credit'))) {
+      await this.workspaces.discard(workspaceId); // another process created it meanwhile
+      return null;
+    }
     const created = await this.keys.create(workspaceId, { name: 'demo key' });
     return { workspaceId, key: created.key };
   }

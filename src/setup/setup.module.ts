@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
-import { CatalogModule } from '../catalog/catalog.module';
+import { BillingModule } from '../billing/billing.module';
+import { KeysModule } from '../keys/keys.module';
+import { WorkspacesModule } from '../workspaces/workspaces.module';
 import { DemoWorkspaceService } from './demo-workspace.service';
 
 @Module({
-  imports: [CatalogModule],
+  imports: [WorkspacesModule, BillingModule, KeysModule],
   providers: [DemoWorkspaceService],
-  exports: [DemoWorkspaceService, CatalogModule],
+  exports: [DemoWorkspaceService],
 })
 export class SetupModule {}

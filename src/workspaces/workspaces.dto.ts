@@ -19,12 +19,14 @@ export class WorkspaceCreateDto {
 export class WorkspaceUpdateDto extends PartialType(WorkspaceCreateDto) {}
 
 export class WorkspaceDto {
-  @ApiProperty() id: string;
-  @ApiProperty() name: string;
-  @ApiProperty({ description: 'Settled balance, micro-USD' }) balance_micros: number;
-  @ApiProperty({ description: 'Balance minus money held for requests in flight' }) available_micros: number;
-  @ApiProperty() held_micros: number;
-  @ApiProperty({ type: Number, nullable: true }) rpm_limit: number | null;
-  @ApiProperty({ type: Number, nullable: true }) tpm_limit: number | null;
-  @ApiProperty() created_at: string;
+  id: string;
+  name: string;
+  /** Settled balance, micro-USD */
+  balance_micros: number;
+  /** Balance minus money held for requests in flight */
+  available_micros: number;
+  held_micros: number;
+  rpm_limit: number | null;
+  tpm_limit: number | null;
+  created_at: string;
 }

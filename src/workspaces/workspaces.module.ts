@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { WorkspaceEntity } from './workspace.entity';
+import { WorkspacesRepository } from './workspaces.repository';
 import { WorkspacesService } from './workspaces.service';
 
 @Module({
   imports: [TypeOrmModule.forFeature([WorkspaceEntity])],
-  providers: [WorkspacesService],
+  providers: [WorkspacesRepository, WorkspacesService],
   exports: [WorkspacesService],
 })
 export class WorkspacesModule {}

@@ -1,24 +1,21 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
 import { NotFoundError } from '../common/errors/api-error';
 import { safeMicros } from '../common/money';
-import { WorkspaceEntity } from './workspace.entity';
 import { RedisService } from '../redis/redis.service';
+import { WorkspaceEntity } from './workspace.entity';
 import { WorkspaceCreateDto, WorkspaceDto, WorkspaceUpdateDto } from './workspaces.dto';
+import { WorkspacesRepository } from './workspaces.repository';
 
 @Injectable()
 export class WorkspacesService {
   constructor(
-    @InjectRepository(WorkspaceEntity) private readonly workspaces: Repository<WorkspaceEntity>,
+    private readonly workspaces: WorkspacesRepository,
     private readonly redis: RedisService,
   ) {}
 
   async create(dto: WorkspaceCreateDto): Promise<WorkspaceDto> {
-    const saved = await this.workspaces.save(
-      this.workspaces.create({ name: dto.name, rpmLimit: dto.rpm_limit ?? null, tpmLimit: dto.tpm_limit ?? null }),
-    );
-    return this.get(saved.id);
+    const id = await this.workspaces.create({ name: dto.name, rpmLimit: dto.rpm_limit ?? null, tpmLimit: dto.tpm_limit ?? null });
+    return this.get(id);
   }
 
   /** Name and limits only: balances change through the ledger, never here. */
@@ -28,8 +25,7 @@ export class WorkspacesService {
     if (dto.rpm_limit !== undefined) changes.rpmLimit = dto.rpm_limit;
     if (dto.tpm_limit !== undefined) changes.tpmLimit = dto.tpm_limit;
     if (Object.keys(changes).length > 0) {
-      const result = await this.workspaces.update({ id }, changes);
-      if (!result.affected) throw new NotFoundError(`Workspace '${id}' not found.`);
+      if (!(await this.workspaces.update(id, changes))) throw new NotFoundError(`Workspace '${id}' not found.`);
       // keys cache their workspace's limits in every gateway process
       await this.redis.publishInvalidation(`workspace:${id}`);
     }
@@ -37,7 +33,7 @@ export class WorkspacesService {
   }
 
   async get(id: string): Promise<WorkspaceDto> {
-    const w = await this.workspaces.findOneBy({ id });
+    const w = await this.workspaces.findById(id);
     if (!w) throw new NotFoundError(`Workspace '${id}' not found.`);
     return {
       id: w.id,
@@ -49,5 +45,14 @@ export class WorkspacesService {
       tpm_limit: w.tpmLimit,
       created_at: w.createdAt.toISOString(),
     };
+  }
+
+  exists(id: string): Promise<boolean> {
+    return this.workspaces.exists(id);
+  }
+
+  /** Takes back a workspace created in vain (nothing refers to it yet). */
+  discard(id: string): Promise<void> {
+    return this.workspaces.delete(id);
   }
 }

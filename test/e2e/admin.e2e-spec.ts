@@ -44,7 +44,11 @@ describe('admin API', () => {
   const balance = async (workspaceId: string): Promise<number> =>
     (await gw.admin().get(`/admin/workspaces/${workspaceId}`).expect(200)).body.balance_micros;
   const chat = (g: TestGateway, key: string, model = 'deepseek-v4-flash') =>
-    g.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model, messages: [{ role: 'user', content: 'hi' }] });
+    g
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model, messages: [{ role: 'user', content: 'hi' }] });
 
   beforeAll(async () => {
     ({ gw, provider } = await startWithFakeProvider({ providers: ['deepseek', 'openai', 'dashscope'], providerKey: PROVIDER_KEY }));
@@ -93,14 +97,26 @@ describe('admin API', () => {
       expectErrorShape(await gw.admin().get(`/admin/workspaces/${encodeURIComponent(id)}`), 404, 'not_found');
       expectErrorShape(await credit(encodeURIComponent(id), { amount_micros: 1 }), 404, 'not_found');
       expectErrorShape(await gw.admin().get(`/admin/workspaces/${encodeURIComponent(id)}/ledger`), 404, 'not_found');
-      expectErrorShape(await gw.admin().post(`/admin/workspaces/${encodeURIComponent(id)}/keys`).send({ name: 'k' }), 404, 'not_found');
+      expectErrorShape(
+        await gw
+          .admin()
+          .post(`/admin/workspaces/${encodeURIComponent(id)}/keys`)
+          .send({ name: 'k' }),
+        404,
+        'not_found',
+      );
       expectErrorShape(await gw.admin().get(`/admin/workspaces/${encodeURIComponent(id)}/usage-logs`), 404, 'not_found');
     });
 
     it('refuses an invalid body with 400 naming the field', async () => {
       expectErrorShape(await gw.admin().post('/admin/workspaces').send({}), 400, 'invalid_request_error', 'name');
       expectErrorShape(await gw.admin().post('/admin/workspaces').send({ name: 5 }), 400, 'invalid_request_error', 'name');
-      expectErrorShape(await gw.admin().post('/admin/workspaces').send({ name: 'x', balance_micros: 1_000_000 }), 400, 'invalid_request_error', 'balance_micros');
+      expectErrorShape(
+        await gw.admin().post('/admin/workspaces').send({ name: 'x', balance_micros: 1_000_000 }),
+        400,
+        'invalid_request_error',
+        'balance_micros',
+      );
       expectErrorShape(
         await gw.admin().post('/admin/workspaces').set('content-type', 'application/json').send('{"name":'),
         400,
@@ -220,10 +236,20 @@ describe('admin API', () => {
     });
 
     it('refuses an invalid cursor or limit with 400', async () => {
-      expectErrorShape(await gw.admin().get(`/admin/workspaces/${id}/ledger`).query({ cursor: 'garbage' }), 400, 'invalid_request_error', 'cursor');
+      expectErrorShape(
+        await gw.admin().get(`/admin/workspaces/${id}/ledger`).query({ cursor: 'garbage' }),
+        400,
+        'invalid_request_error',
+        'cursor',
+      );
       expectErrorShape(await gw.admin().get(`/admin/workspaces/${id}/ledger`).query({ limit: 0 }), 400, 'invalid_request_error', 'limit');
       expectErrorShape(await gw.admin().get(`/admin/workspaces/${id}/ledger`).query({ limit: 101 }), 400, 'invalid_request_error', 'limit');
-      expectErrorShape(await gw.admin().get(`/admin/workspaces/${id}/ledger`).query({ limit: 'ten' }), 400, 'invalid_request_error', 'limit');
+      expectErrorShape(
+        await gw.admin().get(`/admin/workspaces/${id}/ledger`).query({ limit: 'ten' }),
+        400,
+        'invalid_request_error',
+        'limit',
+      );
     });
 
     it("shows only the workspace's own entries", async () => {
@@ -241,7 +267,14 @@ describe('admin API', () => {
       const created = await gw
         .admin()
         .post(`/admin/workspaces/${id}/keys`)
-        .send({ name: 'backend', models: ['gpt-4o-mini'], budget_micros: 1_000_000, expires_at: expiresAt, rpm_limit: 60, tpm_limit: 100_000 })
+        .send({
+          name: 'backend',
+          models: ['gpt-4o-mini'],
+          budget_micros: 1_000_000,
+          expires_at: expiresAt,
+          rpm_limit: 60,
+          tpm_limit: 100_000,
+        })
         .expect(201);
       const key: string = created.body.key;
       expect(key.startsWith('nxr_')).toBe(true);
@@ -288,9 +321,24 @@ describe('admin API', () => {
 
     it('refuses unknown fields (strict DTOs)', async () => {
       const { keyId, workspaceId } = await gw.workspaceWithKey();
-      expectErrorShape(await gw.admin().patch(`/admin/keys/${keyId}`).send({ balance_micros: 1_000_000_000 }), 400, 'invalid_request_error', 'balance_micros');
-      expectErrorShape(await gw.admin().patch(`/admin/keys/${keyId}`).send({ spent_micros: 0 }), 400, 'invalid_request_error', 'spent_micros');
-      expectErrorShape(await gw.admin().patch(`/admin/keys/${keyId}`).send({ workspace_id: randomUUID() }), 400, 'invalid_request_error', 'workspace_id');
+      expectErrorShape(
+        await gw.admin().patch(`/admin/keys/${keyId}`).send({ balance_micros: 1_000_000_000 }),
+        400,
+        'invalid_request_error',
+        'balance_micros',
+      );
+      expectErrorShape(
+        await gw.admin().patch(`/admin/keys/${keyId}`).send({ spent_micros: 0 }),
+        400,
+        'invalid_request_error',
+        'spent_micros',
+      );
+      expectErrorShape(
+        await gw.admin().patch(`/admin/keys/${keyId}`).send({ workspace_id: randomUUID() }),
+        400,
+        'invalid_request_error',
+        'workspace_id',
+      );
       expectErrorShape(
         await gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: 'k', spent_micros: -5 }),
         400,
@@ -306,10 +354,25 @@ describe('admin API', () => {
     it('refuses invalid values', async () => {
       const { keyId, workspaceId } = await gw.workspaceWithKey();
       expectErrorShape(await gw.admin().patch(`/admin/keys/${keyId}`).send({ disabled: 'yes' }), 400, 'invalid_request_error', 'disabled');
-      expectErrorShape(await gw.admin().patch(`/admin/keys/${keyId}`).send({ budget_micros: -1 }), 400, 'invalid_request_error', 'budget_micros');
-      expectErrorShape(await gw.admin().patch(`/admin/keys/${keyId}`).send({ expires_at: 'tomorrow' }), 400, 'invalid_request_error', 'expires_at');
+      expectErrorShape(
+        await gw.admin().patch(`/admin/keys/${keyId}`).send({ budget_micros: -1 }),
+        400,
+        'invalid_request_error',
+        'budget_micros',
+      );
+      expectErrorShape(
+        await gw.admin().patch(`/admin/keys/${keyId}`).send({ expires_at: 'tomorrow' }),
+        400,
+        'invalid_request_error',
+        'expires_at',
+      );
       expectErrorShape(await gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({}), 400, 'invalid_request_error', 'name');
-      expectErrorShape(await gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: 'k', models: 'gpt-4o-mini' }), 400, 'invalid_request_error', 'models');
+      expectErrorShape(
+        await gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: 'k', models: 'gpt-4o-mini' }),
+        400,
+        'invalid_request_error',
+        'models',
+      );
     });
 
     it('PATCH of an unknown key is 404', async () => {
@@ -325,19 +388,37 @@ describe('admin API', () => {
         .patch(`/admin/keys/${keyId}`)
         .send({ models: ['Qwen/Qwen-Plus'], budget_micros: 123, expires_at: expiresAt, rpm_limit: 5, tpm_limit: 500, disabled: true })
         .expect(200);
-      expect(res.body).toMatchObject({ models: ['Qwen/Qwen-Plus'], budget_micros: 123, expires_at: expiresAt, rpm_limit: 5, tpm_limit: 500, disabled: true });
+      expect(res.body).toMatchObject({
+        models: ['Qwen/Qwen-Plus'],
+        budget_micros: 123,
+        expires_at: expiresAt,
+        rpm_limit: 5,
+        tpm_limit: 500,
+        disabled: true,
+      });
       const cleared = await gw
         .admin()
         .patch(`/admin/keys/${keyId}`)
         .send({ models: null, budget_micros: null, expires_at: null, rpm_limit: null, tpm_limit: null, disabled: false })
         .expect(200);
-      expect(cleared.body).toMatchObject({ models: null, budget_micros: null, expires_at: null, rpm_limit: null, tpm_limit: null, disabled: false });
+      expect(cleared.body).toMatchObject({
+        models: null,
+        budget_micros: null,
+        expires_at: null,
+        rpm_limit: null,
+        tpm_limit: null,
+        disabled: false,
+      });
     });
 
     it('PATCH takes effect at once on the same gateway (scope, budget)', async () => {
       const { key, keyId } = await gw.workspaceWithKey();
       await chat(gw, key).expect(200);
-      await gw.admin().patch(`/admin/keys/${keyId}`).send({ models: ['Qwen/Qwen-Plus'] }).expect(200);
+      await gw
+        .admin()
+        .patch(`/admin/keys/${keyId}`)
+        .send({ models: ['Qwen/Qwen-Plus'] })
+        .expect(200);
       expectErrorShape(await chat(gw, key), 403, 'model_not_allowed');
       await gw.admin().patch(`/admin/keys/${keyId}`).send({ models: null, budget_micros: 0 }).expect(200);
       expectErrorShape(await chat(gw, key), 403, 'insufficient_quota');
@@ -392,9 +473,17 @@ describe('admin API', () => {
 
     it('PATCH /admin/workspaces never changes a balance and refuses unknown fields', async () => {
       const workspaceId = await createWorkspace();
-      expectErrorShape(await gw.admin().patch(`/admin/workspaces/${workspaceId}`).send({ balance_micros: 1_000_000 }), 400, 'invalid_request_error');
+      expectErrorShape(
+        await gw.admin().patch(`/admin/workspaces/${workspaceId}`).send({ balance_micros: 1_000_000 }),
+        400,
+        'invalid_request_error',
+      );
       expectErrorShape(await gw.admin().patch(`/admin/workspaces/${workspaceId}`).send({ rpm_limit: 0 }), 400, 'invalid_request_error');
-      expectErrorShape(await gw.admin().patch('/admin/workspaces/00000000-0000-0000-0000-000000000000').send({ name: 'x' }), 404, 'not_found');
+      expectErrorShape(
+        await gw.admin().patch('/admin/workspaces/00000000-0000-0000-0000-000000000000').send({ name: 'x' }),
+        404,
+        'not_found',
+      );
       expect(await balance(workspaceId)).toBe(0);
     });
 
@@ -402,7 +491,11 @@ describe('admin API', () => {
       const { key, keyId } = await gw.workspaceWithKey();
       await chat(gw2, key, 'gpt-4o-mini').expect(200);
       const started = Date.now();
-      await gw.admin().patch(`/admin/keys/${keyId}`).send({ models: ['Qwen/Qwen-Plus'] }).expect(200);
+      await gw
+        .admin()
+        .patch(`/admin/keys/${keyId}`)
+        .send({ models: ['Qwen/Qwen-Plus'] })
+        .expect(200);
       await eventually(async () => (await chat(gw2, key, 'gpt-4o-mini')).status === 403, 3_000, 10);
       expect(Date.now() - started).toBeLessThan(1_000);
     });
@@ -432,7 +525,11 @@ describe('admin API', () => {
         expect(await pricing(g)).toEqual({ input_price_micros: 111_000, output_price_micros: 222_000 });
       }
 
-      await gw.admin().put('/admin/models').send({ ...model, input_price_micros: 333_000, output_price_micros: 444_000 }).expect(200);
+      await gw
+        .admin()
+        .put('/admin/models')
+        .send({ ...model, input_price_micros: 333_000, output_price_micros: 444_000 })
+        .expect(200);
       for (const g of [gw, gw2]) {
         await eventually(async () => (await pricing(g))?.input_price_micros === 333_000);
         expect(await pricing(g)).toEqual({ input_price_micros: 333_000, output_price_micros: 444_000 });
@@ -457,17 +554,67 @@ describe('admin API', () => {
 
   describe('catalog', () => {
     it('PUT /admin/models validates its body', async () => {
-      const valid = { id: 'acme/m', provider: 'deepseek', upstream_model: 'm', type: 'chat', input_price_micros: 1, output_price_micros: 1, sellable: true };
-      expectErrorShape(await gw.admin().put('/admin/models').send({ ...valid, type: 'image' }), 400, 'invalid_request_error', 'type');
-      expectErrorShape(await gw.admin().put('/admin/models').send({ ...valid, input_price_micros: -1 }), 400, 'invalid_request_error', 'input_price_micros');
-      expectErrorShape(await gw.admin().put('/admin/models').send({ ...valid, provider: 'no-such-provider' }), 400, 'invalid_request_error', 'provider');
-      expectErrorShape(await gw.admin().put('/admin/models').send({ ...valid, surprise: 1 }), 400, 'invalid_request_error', 'surprise');
+      const valid = {
+        id: 'acme/m',
+        provider: 'deepseek',
+        upstream_model: 'm',
+        type: 'chat',
+        input_price_micros: 1,
+        output_price_micros: 1,
+        sellable: true,
+      };
+      expectErrorShape(
+        await gw
+          .admin()
+          .put('/admin/models')
+          .send({ ...valid, type: 'image' }),
+        400,
+        'invalid_request_error',
+        'type',
+      );
+      expectErrorShape(
+        await gw
+          .admin()
+          .put('/admin/models')
+          .send({ ...valid, input_price_micros: -1 }),
+        400,
+        'invalid_request_error',
+        'input_price_micros',
+      );
+      expectErrorShape(
+        await gw
+          .admin()
+          .put('/admin/models')
+          .send({ ...valid, provider: 'no-such-provider' }),
+        400,
+        'invalid_request_error',
+        'provider',
+      );
+      expectErrorShape(
+        await gw
+          .admin()
+          .put('/admin/models')
+          .send({ ...valid, surprise: 1 }),
+        400,
+        'invalid_request_error',
+        'surprise',
+      );
     });
 
     it('PUT /admin/providers never returns the api_key and stores it encrypted', async () => {
       const secret = `sk-very-secret-${randomUUID()}`;
-      const put = await gw.admin().put('/admin/providers').send({ id: 'acme-llm', base_url: `${provider.url}/`, api_key: secret }).expect(200);
-      expect(put.body).toEqual({ id: 'acme-llm', base_url: provider.url, has_api_key: true, max_connections: 256, max_tokens_field: 'both' });
+      const put = await gw
+        .admin()
+        .put('/admin/providers')
+        .send({ id: 'acme-llm', base_url: `${provider.url}/`, api_key: secret })
+        .expect(200);
+      expect(put.body).toEqual({
+        id: 'acme-llm',
+        base_url: provider.url,
+        has_api_key: true,
+        max_connections: 256,
+        max_tokens_field: 'both',
+      });
       expect(put.text).not.toContain(secret);
 
       const list = await gw.admin().get('/admin/providers').expect(200);
@@ -481,9 +628,7 @@ describe('admin API', () => {
       });
       for (const p of list.body.data) expect(p).not.toHaveProperty('api_key');
 
-      const [row] = await gw.db.query('SELECT * FROM providers WHERE id = $1', [
-        'acme-llm',
-      ]);
+      const [row] = await gw.db.query('SELECT * FROM providers WHERE id = $1', ['acme-llm']);
       expect(JSON.stringify(row)).not.toContain(secret);
       expect(typeof row.api_key_encrypted).toBe('string');
       expect(row.api_key_encrypted.length).toBeGreaterThan(secret.length);
@@ -492,7 +637,15 @@ describe('admin API', () => {
       expect(row.api_key_encrypted).not.toContain(Buffer.from(secret).toString('hex'));
 
       // the stored key is what the provider receives
-      const model = { id: 'acme/llm', provider: 'acme-llm', upstream_model: 'acme-1', type: 'chat', input_price_micros: 1, output_price_micros: 1, sellable: true };
+      const model = {
+        id: 'acme/llm',
+        provider: 'acme-llm',
+        upstream_model: 'acme-1',
+        type: 'chat',
+        input_price_micros: 1,
+        output_price_micros: 1,
+        sellable: true,
+      };
       const modelRes = await gw.admin().put('/admin/models').send(model).expect(200);
       expect(modelRes.text).not.toContain(secret);
       const { key } = await gw.workspaceWithKey();
@@ -507,7 +660,11 @@ describe('admin API', () => {
     it('PUT /admin/providers keeps the stored key when api_key is omitted, and removes it with null', async () => {
       const secret = `sk-keep-${randomUUID()}`;
       await gw.admin().put('/admin/providers').send({ id: 'keeper', base_url: provider.url, api_key: secret }).expect(200);
-      const kept = await gw.admin().put('/admin/providers').send({ id: 'keeper', base_url: `${provider.url}/` }).expect(200);
+      const kept = await gw
+        .admin()
+        .put('/admin/providers')
+        .send({ id: 'keeper', base_url: `${provider.url}/` })
+        .expect(200);
       expect(kept.body.has_api_key).toBe(true);
       const [row] = await gw.db.query('SELECT api_key_encrypted FROM providers WHERE id = $1', ['keeper']);
       expect(row.api_key_encrypted).not.toBeNull();
@@ -516,9 +673,24 @@ describe('admin API', () => {
     });
 
     it('PUT /admin/providers validates its body', async () => {
-      expectErrorShape(await gw.admin().put('/admin/providers').send({ id: 'x', base_url: 'ftp://nope' }), 400, 'invalid_request_error', 'base_url');
-      expectErrorShape(await gw.admin().put('/admin/providers').send({ id: 'Bad Id', base_url: 'http://a.example' }), 400, 'invalid_request_error', 'id');
-      expectErrorShape(await gw.admin().put('/admin/providers').send({ id: 'x', base_url: 'http://a.example', api_key_encrypted: 'v1.a.b.c' }), 400, 'invalid_request_error', 'api_key_encrypted');
+      expectErrorShape(
+        await gw.admin().put('/admin/providers').send({ id: 'x', base_url: 'ftp://nope' }),
+        400,
+        'invalid_request_error',
+        'base_url',
+      );
+      expectErrorShape(
+        await gw.admin().put('/admin/providers').send({ id: 'Bad Id', base_url: 'http://a.example' }),
+        400,
+        'invalid_request_error',
+        'id',
+      );
+      expectErrorShape(
+        await gw.admin().put('/admin/providers').send({ id: 'x', base_url: 'http://a.example', api_key_encrypted: 'v1.a.b.c' }),
+        400,
+        'invalid_request_error',
+        'api_key_encrypted',
+      );
     });
   });
 
@@ -553,7 +725,8 @@ describe('admin API', () => {
       }
     });
 
-    const list = (query: Record<string, string | number> = {}) => gw.admin().get(`/admin/workspaces/${workspaceId}/usage-logs`).query(query);
+    const list = (query: Record<string, string | number> = {}) =>
+      gw.admin().get(`/admin/workspaces/${workspaceId}/usage-logs`).query(query);
 
     it('lists every request, newest first, in the contract shape', async () => {
       const res = await list().expect(200);
@@ -597,7 +770,10 @@ describe('admin API', () => {
 
     it('filters by model', async () => {
       const res = await list({ model: 'deepseek-v4-flash' }).expect(200);
-      const expected = made.filter((m) => m.model === 'deepseek-v4-flash').map((m) => m.requestId).reverse();
+      const expected = made
+        .filter((m) => m.model === 'deepseek-v4-flash')
+        .map((m) => m.requestId)
+        .reverse();
       expect(res.body.data.map((l: { request_id: string }) => l.request_id)).toEqual(expected);
       const none = await list({ model: 'text-embedding-3-small' }).expect(200);
       expect(none.body.data).toEqual([]);
@@ -606,13 +782,19 @@ describe('admin API', () => {
     it('filters by key_id', async () => {
       const res = await list({ key_id: keyB.id }).expect(200);
       expect(res.body.data.map((l: { request_id: string }) => l.request_id)).toEqual(
-        made.filter((m) => m.keyId === keyB.id).map((m) => m.requestId).reverse(),
+        made
+          .filter((m) => m.keyId === keyB.id)
+          .map((m) => m.requestId)
+          .reverse(),
       );
       expect(res.body.data.every((l: { key_id: string }) => l.key_id === keyB.id)).toBe(true);
     });
 
     it('combines filters with paging', async () => {
-      const expected = made.filter((m) => m.keyId === keyA.id && m.model === 'deepseek-v4-flash').map((m) => m.requestId).reverse();
+      const expected = made
+        .filter((m) => m.keyId === keyA.id && m.model === 'deepseek-v4-flash')
+        .map((m) => m.requestId)
+        .reverse();
       const first = await list({ key_id: keyA.id, model: 'deepseek-v4-flash', limit: 1 }).expect(200);
       expect(first.body.data.map((l: { request_id: string }) => l.request_id)).toEqual([expected[0]]);
       expect(first.body.next_cursor).toEqual(expect.any(String));
@@ -664,7 +846,15 @@ describe('admin API', () => {
     it('GET /docs-json documents the public and admin endpoints', async () => {
       const res = await gw.http().get('/docs-json').expect(200);
       const paths = Object.keys(res.body.paths);
-      for (const path of ['/v1/chat/completions', '/v1/embeddings', '/v1/models', '/v1/key', '/admin/workspaces', '/admin/models', '/admin/providers']) {
+      for (const path of [
+        '/v1/chat/completions',
+        '/v1/embeddings',
+        '/v1/models',
+        '/v1/key',
+        '/admin/workspaces',
+        '/admin/models',
+        '/admin/providers',
+      ]) {
         expect(paths).toContain(path);
       }
     });

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { countTokens } from 'gpt-tokenizer';
-import { BillingRepository, Settlement } from '../../src/billing/billing.repository';
+import { HoldRepository } from '../../src/billing/hold.repository';
+import type { Settlement } from '../../src/billing/settlement/settlement.types';
 import { reconcile } from '../../src/billing/reconcile';
-import { SettlementBatcher } from '../../src/usage/settlement-batcher';
+import { SettlementBatcher } from '../../src/billing/settlement/settlement-batcher';
 import { completion, FakeProvider, sleep } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
 import { costAt, money, promptBoundOf, usageLog } from '../helpers/ledger';
@@ -23,8 +24,20 @@ function usd(micros: number): string {
 /** A successful request's settlement at the given cost. */
 function settlementOf(requestId: string, workspaceId: string, keyId: string, costMicros: number): Settlement {
   return {
-    requestId, workspaceId, keyId, model: MODEL, provider: 'deepseek', promptTokens: 10, completionTokens: 20,
-    costMicros, usageSource: 'provider', status: 200, errorCode: null, latencyMs: 5, stream: false, createdAt: Date.now(),
+    requestId,
+    workspaceId,
+    keyId,
+    model: MODEL,
+    provider: 'deepseek',
+    promptTokens: 10,
+    completionTokens: 20,
+    costMicros,
+    usageSource: 'provider',
+    status: 200,
+    errorCode: null,
+    latencyMs: 5,
+    stream: false,
+    createdAt: Date.now(),
   };
 }
 
@@ -42,7 +55,11 @@ describe('billing (end to end)', () => {
   });
 
   const chat = (key: string, body: Record<string, unknown>) =>
-    gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, ...body });
+    gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model: MODEL, ...body });
 
   async function charges(workspaceId: string): Promise<Array<Record<string, any>>> {
     return gw.db.query(`SELECT * FROM ledger_entries WHERE workspace_id = $1 AND kind = 'charge' ORDER BY id`, [workspaceId]);
@@ -159,7 +176,11 @@ describe('billing (end to end)', () => {
 
     const page = await gw.admin().get(`/admin/workspaces/${workspaceId}/usage-logs`).expect(200);
     const byId = new Map<string, any>(page.body.data.map((l: any) => [l.request_id, l]));
-    expect(byId.get(failed.headers['x-request-id'])).toMatchObject({ status: failed.status, error_code: failed.body.error.code, cost_micros: 0 });
+    expect(byId.get(failed.headers['x-request-id'])).toMatchObject({
+      status: failed.status,
+      error_code: failed.body.error.code,
+      cost_micros: 0,
+    });
     expect(byId.get(ok.headers['x-request-id'])).toMatchObject({ status: 200, error_code: null, cost_micros: cost(12, 34) });
   });
 
@@ -171,7 +192,9 @@ describe('billing (end to end)', () => {
     expect(perRequest).toBeLessThan(hold);
     const budget = 3 * hold;
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(10_000_000, { budget_micros: budget });
-    provider.respond((req) => ({ json: completion(req.body.model, 'ok', { prompt_tokens: 20, completion_tokens: 90, total_tokens: 110 }) }));
+    provider.respond((req) => ({
+      json: completion(req.body.model, 'ok', { prompt_tokens: 20, completion_tokens: 90, total_tokens: 110 }),
+    }));
 
     // successes while what is left of the budget covers the hold
     let expectedSuccesses = 0;
@@ -251,7 +274,7 @@ describe('billing (end to end)', () => {
   it('settles a request once when its settlement runs twice, in sequence or concurrently', async () => {
     const credit = 1_000_000;
     const { workspaceId, keyId } = await gw.workspaceWithKey(credit);
-    const repo = gw.app.get(BillingRepository);
+    const repo = gw.app.get(HoldRepository);
     const settlement = (requestId: string, costMicros: number): Settlement => ({
       requestId,
       workspaceId,
@@ -299,7 +322,7 @@ describe('billing (end to end)', () => {
   it('settles once when the worker batches carry the same settlement more than once', async () => {
     const credit = 1_000_000;
     const { workspaceId, keyId } = await gw.workspaceWithKey(credit);
-    const repo = gw.app.get(BillingRepository);
+    const repo = gw.app.get(HoldRepository);
     const batcher = gw.app.get(SettlementBatcher);
     const requestId = `req_batched_${randomBytes(6).toString('hex')}`;
     expect(await repo.placeHold(requestId, workspaceId, keyId, MODEL, 900, 900)).toEqual({ outcome: 'held' });
@@ -326,7 +349,7 @@ describe('billing (end to end)', () => {
 
   it('reports the charge of a request that appears twice in one batch', async () => {
     const { workspaceId, keyId } = await gw.workspaceWithKey(1_000_000);
-    const repo = gw.app.get(BillingRepository);
+    const repo = gw.app.get(HoldRepository);
     const requestId = `req_dup_${randomBytes(6).toString('hex')}`;
     expect(await repo.placeHold(requestId, workspaceId, keyId, MODEL, 900, 900)).toEqual({ outcome: 'held' });
     const s = settlementOf(requestId, workspaceId, keyId, 321);
@@ -337,12 +360,24 @@ describe('billing (end to end)', () => {
   it('charges a settlement at most its hold', async () => {
     const credit = 1_000_000;
     const { workspaceId, keyId } = await gw.workspaceWithKey(credit);
-    const repo = gw.app.get(BillingRepository);
+    const repo = gw.app.get(HoldRepository);
     const requestId = `req_capped_${randomBytes(6).toString('hex')}`;
     await repo.placeHold(requestId, workspaceId, keyId, MODEL, 300, 900);
     const result = await repo.settle({
-      requestId, workspaceId, keyId, model: MODEL, provider: 'deepseek', promptTokens: 1, completionTokens: 1,
-      costMicros: 10_000, usageSource: 'provider', status: 200, errorCode: null, latencyMs: 1, stream: false, createdAt: Date.now(),
+      requestId,
+      workspaceId,
+      keyId,
+      model: MODEL,
+      provider: 'deepseek',
+      promptTokens: 1,
+      completionTokens: 1,
+      costMicros: 10_000,
+      usageSource: 'provider',
+      status: 200,
+      errorCode: null,
+      latencyMs: 1,
+      stream: false,
+      createdAt: Date.now(),
     });
     expect(result).toEqual({ applied: true, chargedMicros: 300 });
     expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 300, wsHeld: 0, spent: 300, keyHeld: 0 });
@@ -421,7 +456,7 @@ describe('billing (end to end)', () => {
     await chat(b.key, { messages: [{ role: 'user', content: 'hi' }], max_tokens: 100 }).expect(200);
     await gw.settled();
     const inFlight = `req_inflight_${randomBytes(6).toString('hex')}`;
-    const repo = gw.app.get(BillingRepository);
+    const repo = gw.app.get(HoldRepository);
     expect(await repo.placeHold(inFlight, b.workspaceId, b.keyId, MODEL, 1_000, 900)).toEqual({ outcome: 'held' });
     try {
       const infoB = await gw.http().get('/v1/key').set('authorization', `Bearer ${b.key}`).expect(200);
@@ -433,8 +468,20 @@ describe('billing (end to end)', () => {
       });
     } finally {
       await repo.settle({
-        requestId: inFlight, workspaceId: b.workspaceId, keyId: b.keyId, model: MODEL, provider: null, promptTokens: 0,
-        completionTokens: 0, costMicros: 0, usageSource: 'none', status: 499, errorCode: 'test', latencyMs: 0, stream: false, createdAt: Date.now(),
+        requestId: inFlight,
+        workspaceId: b.workspaceId,
+        keyId: b.keyId,
+        model: MODEL,
+        provider: null,
+        promptTokens: 0,
+        completionTokens: 0,
+        costMicros: 0,
+        usageSource: 'none',
+        status: 499,
+        errorCode: 'test',
+        latencyMs: 0,
+        stream: false,
+        createdAt: Date.now(),
       });
     }
     const after = await gw.http().get('/v1/key').set('authorization', `Bearer ${b.key}`).expect(200);

@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http';
 import Redis from 'ioredis';
 import { reconcile, unknownOutcomes } from '../../src/billing/reconcile';
 import { countPromptTokens, countTextTokens } from '../../src/chat/token-count';
-import { HoldSweeper } from '../../src/usage/hold-sweeper.service';
+import { HoldSweeper } from '../../src/billing/settlement/hold-sweeper.service';
 import { REDIS_URL } from '../helpers/databases';
 import { completion, FakeProvider, streamEvents } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
@@ -27,10 +27,16 @@ describe('charges match answers (end to end)', () => {
     ({ gw, provider } = await startWithFakeProvider({ providers: ['deepseek', 'openai', 'dashscope'] }));
   });
   afterAll(() => closeAll(gw, provider));
-  afterEach(() => provider.respond((req) => (req.body.stream ? { events: streamEvents(req.body.model, ['Hi']) } : { json: completion(req.body.model) })));
+  afterEach(() =>
+    provider.respond((req) => (req.body.stream ? { events: streamEvents(req.body.model, ['Hi']) } : { json: completion(req.body.model) })),
+  );
 
   const chat = (key: string, body: Record<string, unknown> = {}) =>
-    gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], ...body });
+    gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], ...body });
 
   describe('a client that hangs up after the provider answered', () => {
     /** Sends a chat request over its own connection and destroys it the moment the provider has sent its answer. */
@@ -63,7 +69,9 @@ describe('charges match answers (end to end)', () => {
       for (let attempt = 0; attempt < 3; attempt++) await hangUpWhenAnswered(key);
       await gw.settled();
       const logs = await waitFor('three usage logs', async () => {
-        const rows = await gw.db.query('SELECT request_id, status, error_code, cost_micros FROM usage_logs WHERE workspace_id = $1', [workspaceId]);
+        const rows = await gw.db.query('SELECT request_id, status, error_code, cost_micros FROM usage_logs WHERE workspace_id = $1', [
+          workspaceId,
+        ]);
         return rows.length === 3 ? rows : undefined;
       });
       for (const log of logs) {
@@ -89,7 +97,12 @@ describe('charges match answers (end to end)', () => {
       await useField('deepseek', 'both');
       const res = await chat(key, { max_tokens: 1, max_completion_tokens: 8_192 }).expect(200);
       expect(provider.last().body).toMatchObject({ max_tokens: 1, max_completion_tokens: 1 });
-      const bound = promptBoundOf({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1, max_completion_tokens: 8_192 });
+      const bound = promptBoundOf({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 1,
+        max_completion_tokens: 8_192,
+      });
       expect(Number(res.headers['x-nexo-cost-micros'])).toBeLessThanOrEqual(cost(bound, 1));
     });
 
@@ -150,7 +163,9 @@ describe('charges match answers (end to end)', () => {
       const { key, keyId } = await gw.workspaceWithKey(10_000_000, { budget_micros: 5_000_000 });
       provider.respond((req) => ({ json: completion(req.body.model, 'slow answer'), delayMs: 600 }));
       const pending = chat(key).then((r) => r);
-      await waitFor('the hold', async () => ((await gw.db.query('SELECT 1 FROM holds WHERE key_id = $1', [keyId])).length ? true : undefined));
+      await waitFor('the hold', async () =>
+        (await gw.db.query('SELECT 1 FROM holds WHERE key_id = $1', [keyId])).length ? true : undefined,
+      );
       await gw.admin().patch(`/admin/keys/${keyId}`).send({ budget_micros: 0 }).expect(200);
       const res = await pending;
       expect(res.status).toBe(200);
@@ -164,7 +179,9 @@ describe('charges match answers (end to end)', () => {
       const { key, keyId } = await gw.workspaceWithKey(10_000_000, { budget_micros: 5_000_000 });
       provider.respond((req) => ({ events: streamEvents(req.body.model, ['Once', ' upon', ' a', ' time']), eventGapMs: 150 }));
       const pending = chat(key, { stream: true }).then((r) => r);
-      await waitFor('the hold', async () => ((await gw.db.query('SELECT 1 FROM holds WHERE key_id = $1', [keyId])).length ? true : undefined));
+      await waitFor('the hold', async () =>
+        (await gw.db.query('SELECT 1 FROM holds WHERE key_id = $1', [keyId])).length ? true : undefined,
+      );
       await gw.admin().patch(`/admin/keys/${keyId}`).send({ budget_micros: 10 }).expect(200);
       const res = await pending;
       await gw.settled();
@@ -185,12 +202,19 @@ describe('charges match answers (end to end)', () => {
   describe('an expired hold whose settlement was lost', () => {
     it('is released at no charge and logged with no status (outcome unknown), and reconcile counts it', async () => {
       // an api-only gateway: no worker applies the queued settlement
-      const api = await startGatewayUsing(provider, { providers: 'deepseek', gateway: { env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } } });
+      const api = await startGatewayUsing(provider, {
+        providers: 'deepseek',
+        gateway: { env: { NEXO_ROLE: 'api', ...NO_SCHEDULED_SWEEP } },
+      });
       const redis = new Redis(REDIS_URL);
       try {
         const credit = 3_000_000;
         const { workspaceId, key, keyId } = await api.workspaceWithKey(credit);
-        const served = await api.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+        const served = await api
+          .http()
+          .post('/v1/chat/completions')
+          .set('authorization', `Bearer ${key}`)
+          .send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
         expect(served.status).toBe(200);
         // Redis restarts without persistence: the queued settlement is gone
         const jobs = await redis.keys(`${api.redisPrefix}:bull:*`);
@@ -208,7 +232,11 @@ describe('charges match answers (end to end)', () => {
         expect(await unknownOutcomes(api.db)).toEqual({ requests: 1, workspaces: 1 });
 
         const listed = await api.admin().get(`/admin/workspaces/${workspaceId}/usage-logs`).expect(200);
-        expect(listed.body.data[0]).toMatchObject({ request_id: served.headers['x-request-id'], status: null, error_code: 'outcome_unknown' });
+        expect(listed.body.data[0]).toMatchObject({
+          request_id: served.headers['x-request-id'],
+          status: null,
+          error_code: 'outcome_unknown',
+        });
       } finally {
         redis.disconnect();
         await api.close();

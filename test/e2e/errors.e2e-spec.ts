@@ -24,7 +24,14 @@ function chatBody(extra: Body = {}): Body {
 
 function defaultReply(req: ReceivedRequest): FakeReply {
   return req.path.endsWith('/embeddings')
-    ? { json: { object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.1] }], model: req.body.model, usage: { prompt_tokens: 1, total_tokens: 1 } } }
+    ? {
+        json: {
+          object: 'list',
+          data: [{ object: 'embedding', index: 0, embedding: [0.1] }],
+          model: req.body.model,
+          usage: { prompt_tokens: 1, total_tokens: 1 },
+        },
+      }
     : { json: completion(req.body.model) };
 }
 
@@ -146,7 +153,11 @@ describe('errors (CONTRACT §3)', () => {
     it('when the key has expired', async () => {
       // a key cannot be created expired (400): it expires by PATCH
       const k = await gw.workspaceWithKey(10_000_000);
-      await gw.admin().patch(`/admin/keys/${k.keyId}`).send({ expires_at: new Date(Date.now() - 60_000).toISOString() }).expect(200);
+      await gw
+        .admin()
+        .patch(`/admin/keys/${k.keyId}`)
+        .send({ expires_at: new Date(Date.now() - 60_000).toISOString() })
+        .expect(200);
       expectError(await chat(k.key, chatBody()), 401, 'invalid_api_key');
       expectError(await gw.http().get('/v1/key').set('authorization', `Bearer ${k.key}`), 401, 'invalid_api_key');
     });
@@ -235,7 +246,15 @@ describe('errors (CONTRACT §3)', () => {
       await gw
         .admin()
         .put('/admin/models')
-        .send({ id: 'errors/unsellable', provider: 'deepseek', upstream_model: 'x', type: 'chat', input_price_micros: 1, output_price_micros: 1, sellable: false })
+        .send({
+          id: 'errors/unsellable',
+          provider: 'deepseek',
+          upstream_model: 'x',
+          type: 'chat',
+          input_price_micros: 1,
+          output_price_micros: 1,
+          sellable: false,
+        })
         .expect(200);
       expectError(await chat(key, chatBody({ model: 'errors/unsellable' })), 404, 'model_not_found');
     });
@@ -377,7 +396,13 @@ describe('errors (CONTRACT §3)', () => {
     it.each([401, 403])('provider %i (our provider key is wrong) is 502 without the provider URL or key', async (status) => {
       provider.respond(() => ({
         status,
-        json: { error: { message: `Incorrect API key provided: ${PROVIDER_KEY} for ${provider.url}`, type: 'invalid_request_error', code: 'invalid_api_key' } },
+        json: {
+          error: {
+            message: `Incorrect API key provided: ${PROVIDER_KEY} for ${provider.url}`,
+            type: 'invalid_request_error',
+            code: 'invalid_api_key',
+          },
+        },
       }));
       const res = await chat(key, chatBody());
       expectError(res, 502, 'gateway_error');
@@ -412,11 +437,23 @@ describe('errors (CONTRACT §3)', () => {
 
     it('an unreachable provider is 502', async () => {
       const port = await closedPort();
-      await gw.admin().put('/admin/providers').send({ id: 'unreachable', base_url: `http://127.0.0.1:${port}/v1`, api_key: PROVIDER_KEY }).expect(200);
+      await gw
+        .admin()
+        .put('/admin/providers')
+        .send({ id: 'unreachable', base_url: `http://127.0.0.1:${port}/v1`, api_key: PROVIDER_KEY })
+        .expect(200);
       await gw
         .admin()
         .put('/admin/models')
-        .send({ id: 'errors/unreachable', provider: 'unreachable', upstream_model: 'u', type: 'chat', input_price_micros: 1, output_price_micros: 1, sellable: true })
+        .send({
+          id: 'errors/unreachable',
+          provider: 'unreachable',
+          upstream_model: 'u',
+          type: 'chat',
+          input_price_micros: 1,
+          output_price_micros: 1,
+          sellable: true,
+        })
         .expect(200);
       const res = await chat(key, chatBody({ model: 'errors/unreachable' }));
       expectError(res, 502, 'gateway_error');
@@ -502,7 +539,11 @@ describe('errors (CONTRACT §3)', () => {
       await chat(k.key, chatBody()).expect(200);
       await gw.settled();
       const ws = await gw.admin().get(`/admin/workspaces/${k.workspaceId}`).expect(200);
-      await gw.admin().post(`/admin/workspaces/${k.workspaceId}/credits`).send({ amount_micros: -ws.body.balance_micros, reason: 'drain' }).expect(201);
+      await gw
+        .admin()
+        .post(`/admin/workspaces/${k.workspaceId}/credits`)
+        .send({ amount_micros: -ws.body.balance_micros, reason: 'drain' })
+        .expect(201);
       provider.received.length = 0;
       expectError(await chat(k.key, chatBody()), 429, 'rate_limit_exceeded');
     });
@@ -546,9 +587,15 @@ describe('errors (CONTRACT §3)', () => {
       const http = gw.http();
       const without = await (method === 'GET' ? http.get(path) : method === 'POST' ? http.post(path) : http.delete(path));
       expectError(without, 404, 'not_found');
-      const withKey = await (method === 'GET' ? http.get(path) : method === 'POST' ? http.post(path) : http.delete(path)).set('authorization', `Bearer ${key}`);
+      const withKey = await (method === 'GET' ? http.get(path) : method === 'POST' ? http.post(path) : http.delete(path)).set(
+        'authorization',
+        `Bearer ${key}`,
+      );
       expectError(withKey, 404, 'not_found');
-      const badKey = await (method === 'GET' ? http.get(path) : method === 'POST' ? http.post(path) : http.delete(path)).set('authorization', 'Bearer nxr_wrong');
+      const badKey = await (method === 'GET' ? http.get(path) : method === 'POST' ? http.post(path) : http.delete(path)).set(
+        'authorization',
+        'Bearer nxr_wrong',
+      );
       expectError(badKey, 404, 'not_found');
     });
 

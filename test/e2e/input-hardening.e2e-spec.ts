@@ -131,10 +131,22 @@ describe('input hardening', () => {
     it.each([
       ['object content', 'messages[0].content', [{ role: 'user', content: { text: 'hi' } }]],
       ['a user message without content', 'messages[0].content', [{ role: 'user' }]],
-      ['an assistant message without content or tool calls', 'messages[1].content', [{ role: 'user', content: 'hi' }, { role: 'assistant' }]],
+      [
+        'an assistant message without content or tool calls',
+        'messages[1].content',
+        [{ role: 'user', content: 'hi' }, { role: 'assistant' }],
+      ],
       ['a tool message without tool_call_id', 'messages[0].tool_call_id', [{ role: 'tool', content: 'sunny' }]],
-      ['an image part without a url', 'messages[0].content', [{ role: 'user', content: [{ type: 'image_url', image_url: { detail: 'low' } }] }]],
-      ['an image part in a system message', 'messages[0].content', [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }]],
+      [
+        'an image part without a url',
+        'messages[0].content',
+        [{ role: 'user', content: [{ type: 'image_url', image_url: { detail: 'low' } }] }],
+      ],
+      [
+        'an image part in a system message',
+        'messages[0].content',
+        [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }],
+      ],
     ])('%s is 400 naming %s, and never reaches the provider', async (_, param, messages) => {
       expectError(await chat(key, chatBody({ messages })), 400, 'invalid_request_error', param);
       expect(provider.received).toHaveLength(0);
@@ -143,8 +155,18 @@ describe('input hardening', () => {
     it('a tool-calling conversation with images goes through the SDK, forwarded untouched', async () => {
       const messages = [
         { role: 'system', content: 'be brief' },
-        { role: 'user', content: [{ type: 'text', text: 'weather here?' }, { type: 'image_url', image_url: { url: 'https://example.com/sky.png' } }] },
-        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Oslo"}' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'weather here?' },
+            { type: 'image_url', image_url: { url: 'https://example.com/sky.png' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Oslo"}' } }],
+        },
         { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
       ];
       const res = await gw.openai(key).chat.completions.create({
@@ -170,7 +192,11 @@ describe('input hardening', () => {
     });
 
     it('is 400 on an admin route', async () => {
-      const res = await gw.admin().post('/admin/workspaces').set('content-type', 'application/json').send(`{"name":${nested(10_000)}}`);
+      const res = await gw
+        .admin()
+        .post('/admin/workspaces')
+        .set('content-type', 'application/json')
+        .send(`{"name":${nested(10_000)}}`);
       expectError(res, 400, 'invalid_request_error');
     });
 
@@ -187,8 +213,20 @@ describe('input hardening', () => {
     it.each([
       ['a workspace name', () => gw.admin().post('/admin/workspaces').send({ name: nul }), 'name'],
       ['a key name', () => gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: nul }), 'name'],
-      ['a key model scope', () => gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: 'k', models: ['ok', nul] }), 'models[1]'],
-      ['a credit reason', () => gw.admin().post(`/admin/workspaces/${workspaceId}/credits`).send({ amount_micros: 1, reason: nul }), 'reason'],
+      [
+        'a key model scope',
+        () =>
+          gw
+            .admin()
+            .post(`/admin/workspaces/${workspaceId}/keys`)
+            .send({ name: 'k', models: ['ok', nul] }),
+        'models[1]',
+      ],
+      [
+        'a credit reason',
+        () => gw.admin().post(`/admin/workspaces/${workspaceId}/credits`).send({ amount_micros: 1, reason: nul }),
+        'reason',
+      ],
       ['a workspace renamed', () => gw.admin().patch(`/admin/workspaces/${workspaceId}`).send({ name: nul }), 'name'],
       [
         'an upstream model in PUT /admin/models',
@@ -258,7 +296,9 @@ describe('input hardening', () => {
       expect(bomb.length).toBeLessThan(64 * 1024);
       {
         const started = Date.now();
-        const bombs = Array.from({ length: 10 }, (_, i) => sendBomb(i % 2 ? '/v1/chat/completions' : '/admin/workspaces', i % 3 ? null : 'nxr_forged'));
+        const bombs = Array.from({ length: 10 }, (_, i) =>
+          sendBomb(i % 2 ? '/v1/chat/completions' : '/admin/workspaces', i % 3 ? null : 'nxr_forged'),
+        );
         const honest = (async () => {
           const t = Date.now();
           const res = await chat(key, chatBody());
@@ -302,15 +342,33 @@ describe('input hardening', () => {
         .set('content-type', 'application/json; charset=utf-16le')
         .send(Buffer.from(text, 'utf16le'));
       expectError(await utf16, 400, 'invalid_request_error');
-      const latin1 = gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).set('content-type', 'application/json; charset=latin1').send(text);
+      const latin1 = gw
+        .http()
+        .post('/v1/chat/completions')
+        .set('authorization', `Bearer ${key}`)
+        .set('content-type', 'application/json; charset=latin1')
+        .send(text);
       expectError(await latin1, 400, 'invalid_request_error');
       // not UTF-8 at all, whatever it claims
-      expectError(await chat(key, Buffer.from(`{"model":"${CHAT}","messages":[{"role":"user","content":"\xe9"}]}`, 'latin1')), 400, 'invalid_request_error');
+      expectError(
+        await chat(key, Buffer.from(`{"model":"${CHAT}","messages":[{"role":"user","content":"\xe9"}]}`, 'latin1')),
+        400,
+        'invalid_request_error',
+      );
       // declared UTF-8 is fine
-      const utf8 = gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).set('content-type', 'application/json; charset=UTF-8').send(text);
+      const utf8 = gw
+        .http()
+        .post('/v1/chat/completions')
+        .set('authorization', `Bearer ${key}`)
+        .set('content-type', 'application/json; charset=UTF-8')
+        .send(text);
       expect((await utf8).status).toBe(200);
       // and the key check still comes first
-      const anonymous = gw.http().post('/v1/chat/completions').set('content-type', 'application/json; charset=utf-16le').send(Buffer.from(text, 'utf16le'));
+      const anonymous = gw
+        .http()
+        .post('/v1/chat/completions')
+        .set('content-type', 'application/json; charset=utf-16le')
+        .send(Buffer.from(text, 'utf16le'));
       expectError(await anonymous, 401, 'invalid_api_key');
       expect(provider.received).toHaveLength(1);
     });
@@ -341,7 +399,12 @@ describe('input hardening', () => {
 
     it('POST a key with expires_at in the past is 400; PATCH may still expire a key', async () => {
       const past = new Date(Date.now() - 60_000).toISOString();
-      expectError(await gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: 'late', expires_at: past }), 400, 'invalid_request_error', 'expires_at');
+      expectError(
+        await gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: 'late', expires_at: past }),
+        400,
+        'invalid_request_error',
+        'expires_at',
+      );
       const k = await gw.workspaceWithKey(1_000_000, { expires_at: new Date(Date.now() + 3_600_000).toISOString() });
       await chat(k.key, chatBody()).expect(200);
       await gw.admin().patch(`/admin/keys/${k.keyId}`).send({ expires_at: past }).expect(200);
@@ -363,7 +426,12 @@ describe('input hardening', () => {
     it('a key disabled and enabled again on one gateway follows on the other within 1 s, both ways', async () => {
       const k = await gw.workspaceWithKey();
       await keyInfo(gw2, k.key).expect(200);
-      for (const [disabled, status] of [[true, 401], [false, 200], [true, 401], [false, 200]] as const) {
+      for (const [disabled, status] of [
+        [true, 401],
+        [false, 200],
+        [true, 401],
+        [false, 200],
+      ] as const) {
         const started = Date.now();
         await gw.admin().patch(`/admin/keys/${k.keyId}`).send({ disabled }).expect(200);
         await within(3_000, async () => (await keyInfo(gw2, k.key)).status === status);
@@ -430,7 +498,15 @@ describe('input hardening', () => {
       try {
         const limiter = gw3.app.get(RateLimiter);
         const limited: AuthenticatedKey = {
-          id: k.keyId, workspaceId: 'w', name: 'k', prefix: 'nxr_', models: null, budgetMicros: null, expiresAt: null, rpmLimit: 10, tpmLimit: null,
+          id: k.keyId,
+          workspaceId: 'w',
+          name: 'k',
+          prefix: 'nxr_',
+          models: null,
+          budgetMicros: null,
+          expiresAt: null,
+          rpmLimit: 10,
+          tpmLimit: null,
         };
         let started = performance.now();
         await limiter.check(limited, 10);

@@ -27,13 +27,20 @@ describe('operations endpoints', () => {
 
   it('GET /health/live and /health/ready answer without credentials', async () => {
     expect((await gw.http().get('/health/live').expect(200)).body).toEqual({ status: 'ok' });
-    expect((await gw.http().get('/health/ready').expect(200)).body).toMatchObject({ status: 'ok', checks: { postgres: 'up', redis: 'up' } });
+    expect((await gw.http().get('/health/ready').expect(200)).body).toMatchObject({
+      status: 'ok',
+      checks: { postgres: 'up', redis: 'up' },
+    });
   });
 
   it('GET /metrics counts requests by status, and shows queued settlements and open holds', async () => {
     const { key } = await gw.workspaceWithKey();
     const chat = (model: string) =>
-      gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model, messages: [{ role: 'user', content: 'hi' }] });
+      gw
+        .http()
+        .post('/v1/chat/completions')
+        .set('authorization', `Bearer ${key}`)
+        .send({ model, messages: [{ role: 'user', content: 'hi' }] });
     await chat('deepseek-v4-flash').expect(200);
     await chat('deepseek-v4-flash').expect(200);
     await chat('no-such-model').expect(404);

@@ -79,7 +79,11 @@ describe('no overdraw under concurrency across gateway processes', () => {
   }
 
   async function createKey(workspaceId: string, body: Record<string, unknown> = {}): Promise<{ key: string; keyId: string }> {
-    const res = await gw.admin().post(`/admin/workspaces/${workspaceId}/keys`).send({ name: 'another key', ...body }).expect(201);
+    const res = await gw
+      .admin()
+      .post(`/admin/workspaces/${workspaceId}/keys`)
+      .send({ name: 'another key', ...body })
+      .expect(201);
     return { key: res.body.key, keyId: res.body.id };
   }
 
@@ -132,7 +136,9 @@ describe('no overdraw under concurrency across gateway processes', () => {
       ),
     );
     const entries = new Map<string, number[]>();
-    for (const e of await gw.db.query(`SELECT reference, amount_micros FROM ledger_entries WHERE workspace_id = $1 AND kind = 'charge'`, [workspaceId])) {
+    for (const e of await gw.db.query(`SELECT reference, amount_micros FROM ledger_entries WHERE workspace_id = $1 AND kind = 'charge'`, [
+      workspaceId,
+    ])) {
       entries.set(e.reference, [...(entries.get(e.reference) ?? []), -Number(e.amount_micros)]);
     }
     for (const a of ok) {
@@ -151,7 +157,8 @@ describe('no overdraw under concurrency across gateway processes', () => {
     const credit = 10 * HOLD;
     const { workspaceId, key } = await gw.workspaceWithKey(credit);
     const second = await createKey(workspaceId);
-    const balanceNow = async () => Number((await gw.db.query('SELECT balance_micros FROM workspaces WHERE id = $1', [workspaceId]))[0].balance_micros);
+    const balanceNow = async () =>
+      Number((await gw.db.query('SELECT balance_micros FROM workspaces WHERE id = $1', [workspaceId]))[0].balance_micros);
 
     const answers = await spendDown(workspaceId, [key, second.key], async () => (await balanceNow()) >= HOLD);
     const { balance } = await checkSettled(workspaceId, credit, answers);

@@ -42,7 +42,11 @@ describe('providers and operators (issue 6)', () => {
   let provider: FakeProvider;
 
   const chat = (key: string, model = 'deepseek-v4-flash', extra: Record<string, unknown> = {}) =>
-    gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+    gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
   const providerInfo = async (id: string) => {
     const list = await gw.admin().get('/admin/providers').expect(200);
     return list.body.data.find((p: { id: string }) => p.id === id);
@@ -95,11 +99,27 @@ describe('providers and operators (issue 6)', () => {
       const id = `moving-${randomUUID().slice(0, 8)}`;
       const secret = `sk-moving-${randomUUID()}`;
       await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, api_key: secret }).expect(200);
-      await gw.admin().put('/admin/models').send({ id: `${id}/m`, provider: id, upstream_model: 'm', type: 'chat', input_price_micros: 1, output_price_micros: 1, sellable: true }).expect(200);
+      await gw
+        .admin()
+        .put('/admin/models')
+        .send({
+          id: `${id}/m`,
+          provider: id,
+          upstream_model: 'm',
+          type: 'chat',
+          input_price_micros: 1,
+          output_price_micros: 1,
+          sellable: true,
+        })
+        .expect(200);
       const { key } = await gw.workspaceWithKey();
 
       // same base URL (a trailing slash is the same URL): the key stays
-      const same = await gw.admin().put('/admin/providers').send({ id, base_url: `${provider.url}/` }).expect(200);
+      const same = await gw
+        .admin()
+        .put('/admin/providers')
+        .send({ id, base_url: `${provider.url}/` })
+        .expect(200);
       expect(same.body.has_api_key).toBe(true);
 
       // another host, no key: cleared, and nothing reaches the new host with the old key
@@ -146,7 +166,10 @@ describe('providers and operators (issue 6)', () => {
 
         // moved with its key: the new key is kept
         const envKey = `sk-env-${randomUUID()}`;
-        second = await TestGateway.start({ shareWith: gw, env: { PROVIDER_OPENAI_BASE_URL: provider.url, PROVIDER_OPENAI_API_KEY: envKey } });
+        second = await TestGateway.start({
+          shareWith: gw,
+          env: { PROVIDER_OPENAI_BASE_URL: provider.url, PROVIDER_OPENAI_API_KEY: envKey },
+        });
         expect(await providerInfo('openai')).toMatchObject({ base_url: provider.url, has_api_key: true });
         const { key } = await gw.workspaceWithKey();
         await chat(key, 'gpt-4o-mini').expect(200);
@@ -164,7 +187,8 @@ describe('providers and operators (issue 6)', () => {
     let redis: Redis;
     const basic = `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`;
     const addJob = (_name: string) => gw.http().post('/admin/queues/api/queues/usage/add');
-    const jobNames = async () => (await queue.getJobs(['wait', 'waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized'])).map((j) => j?.name);
+    const jobNames = async () =>
+      (await queue.getJobs(['wait', 'waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized'])).map((j) => j?.name);
 
     beforeAll(() => {
       redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
@@ -179,17 +203,36 @@ describe('providers and operators (issue 6)', () => {
       const forged = `forged-${randomUUID()}`;
       const attempts = [
         // a form on another site, enctype text/plain, the browser adding cached credentials
-        addJob(forged).set('authorization', basic).set('origin', 'https://evil.example').set('content-type', 'text/plain').send(JSON.stringify({ name: forged, data: {} })),
-        addJob(forged).set('authorization', basic).set('sec-fetch-site', 'cross-site').set('origin', 'https://evil.example').send({ name: forged, data: {} }),
+        addJob(forged)
+          .set('authorization', basic)
+          .set('origin', 'https://evil.example')
+          .set('content-type', 'text/plain')
+          .send(JSON.stringify({ name: forged, data: {} })),
+        addJob(forged)
+          .set('authorization', basic)
+          .set('sec-fetch-site', 'cross-site')
+          .set('origin', 'https://evil.example')
+          .send({ name: forged, data: {} }),
         // Sec-Fetch-Site wins over an Origin that merely looks right
-        addJob(forged).set('authorization', basic).set('sec-fetch-site', 'same-site').set('origin', gw.url).send({ name: forged, data: {} }),
+        addJob(forged)
+          .set('authorization', basic)
+          .set('sec-fetch-site', 'same-site')
+          .set('origin', gw.url)
+          .send({ name: forged, data: {} }),
         // nothing proves the origin
-        addJob(forged).set('authorization', basic).set('content-type', 'text/plain').send(JSON.stringify({ name: forged, data: {} })),
+        addJob(forged)
+          .set('authorization', basic)
+          .set('content-type', 'text/plain')
+          .send(JSON.stringify({ name: forged, data: {} })),
         addJob(forged).set('authorization', basic).set('origin', 'null').send({ name: forged, data: {} }),
       ];
       for (const attempt of attempts) expectErrorShape(await attempt, 403);
       for (const method of ['put', 'patch', 'delete'] as const) {
-        const res = await gw.http()[method]('/admin/queues/api/queues/usage/pause').set('authorization', basic).set('origin', 'https://evil.example');
+        const res = await gw
+          .http()
+          [method]('/admin/queues/api/queues/usage/pause')
+          .set('authorization', basic)
+          .set('origin', 'https://evil.example');
         expectErrorShape(res, 403);
       }
       await sleep(200);
@@ -199,21 +242,34 @@ describe('providers and operators (issue 6)', () => {
 
     it('the bearer token still opens every method; basic auth opens GET, and changes from the same origin', async () => {
       const byBearer = `bearer-${randomUUID()}`;
-      const res = await addJob(byBearer).set('authorization', `Bearer ${ADMIN_TOKEN}`).set('origin', 'https://elsewhere.example').send({ name: byBearer, data: {} });
+      const res = await addJob(byBearer)
+        .set('authorization', `Bearer ${ADMIN_TOKEN}`)
+        .set('origin', 'https://elsewhere.example')
+        .send({ name: byBearer, data: {} });
       expect(res.status).toBe(200);
       expect(await jobNames()).toContain(byBearer);
 
       expect((await gw.http().get('/admin/queues').set('authorization', basic)).status).toBe(200);
-      expect((await gw.http().get('/admin/queues/api/queues').set('authorization', basic).set('origin', 'https://evil.example')).status).toBe(200);
+      expect(
+        (await gw.http().get('/admin/queues/api/queues').set('authorization', basic).set('origin', 'https://evil.example')).status,
+      ).toBe(200);
 
       const sameOrigin = `same-origin-${randomUUID()}`;
-      expect((await addJob(sameOrigin).set('authorization', basic).set('origin', gw.url).send({ name: sameOrigin, data: {} })).status).toBe(200);
+      expect((await addJob(sameOrigin).set('authorization', basic).set('origin', gw.url).send({ name: sameOrigin, data: {} })).status).toBe(
+        200,
+      );
       const fetchMeta = `fetch-metadata-${randomUUID()}`;
-      expect((await addJob(fetchMeta).set('authorization', basic).set('sec-fetch-site', 'same-origin').send({ name: fetchMeta, data: {} })).status).toBe(200);
+      expect(
+        (await addJob(fetchMeta).set('authorization', basic).set('sec-fetch-site', 'same-origin').send({ name: fetchMeta, data: {} }))
+          .status,
+      ).toBe(200);
       expect(await jobNames()).toEqual(expect.arrayContaining([sameOrigin, fetchMeta]));
 
       // a wrong password stays 401 with the basic challenge
-      const wrong = await gw.http().get('/admin/queues').set('authorization', `Basic ${Buffer.from('admin:nope').toString('base64')}`);
+      const wrong = await gw
+        .http()
+        .get('/admin/queues')
+        .set('authorization', `Basic ${Buffer.from('admin:nope').toString('base64')}`);
       expectErrorShape(wrong, 401);
       expect(wrong.headers['www-authenticate']).toMatch(/^Basic /);
     });
@@ -226,7 +282,19 @@ describe('providers and operators (issue 6)', () => {
 
     beforeAll(async () => {
       await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, api_key: PROVIDER_KEY, max_connections: 2 }).expect(200);
-      await gw.admin().put('/admin/models').send({ id: model, provider: id, upstream_model: 'pooled-upstream', type: 'chat', input_price_micros: 1, output_price_micros: 1, sellable: true }).expect(200);
+      await gw
+        .admin()
+        .put('/admin/models')
+        .send({
+          id: model,
+          provider: id,
+          upstream_model: 'pooled-upstream',
+          type: 'chat',
+          input_price_micros: 1,
+          output_price_micros: 1,
+          sellable: true,
+        })
+        .expect(200);
     });
 
     /** A stream of `events` events `gapMs` apart, read to its end (or abandoned with `abort`). */
@@ -244,14 +312,27 @@ describe('providers and operators (issue 6)', () => {
     }
     const longStreams = (events: number, gapMs: number) =>
       provider.respond((req) =>
-        req.body.stream ? { events: streamEvents(req.body.model, Array.from({ length: events }, (_, i) => ` w${i}`)), eventGapMs: gapMs } : { json: completion(req.body.model) },
+        req.body.stream
+          ? {
+              events: streamEvents(
+                req.body.model,
+                Array.from({ length: events }, (_, i) => ` w${i}`),
+              ),
+              eventGapMs: gapMs,
+            }
+          : { json: completion(req.body.model) },
       );
 
     it('max_connections is a provider setting (default 256, 1..10000)', async () => {
       expect(await providerInfo(id)).toMatchObject({ max_connections: 2, max_tokens_field: 'both' });
       expect(await providerInfo('deepseek')).toMatchObject({ max_connections: 256 });
       for (const bad of [0, 10_001, 1.5, '4', null]) {
-        expectErrorShape(await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, max_connections: bad }), 400, 'invalid_request_error', 'max_connections');
+        expectErrorShape(
+          await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, max_connections: bad }),
+          400,
+          'invalid_request_error',
+          'max_connections',
+        );
       }
       // omitted: unchanged
       await gw.admin().put('/admin/providers').send({ id, base_url: provider.url }).expect(200);
@@ -339,7 +420,8 @@ describe('providers and operators (issue 6)', () => {
     it('is a provider setting: the starter catalog sets it per provider, PUT changes it, omitting it keeps it', async () => {
       expect(await providerInfo('deepseek')).toMatchObject({ max_tokens_field: 'max_tokens', max_connections: 256 });
       expect(await providerInfo('dashscope')).toMatchObject({ max_tokens_field: 'max_tokens' });
-      for (const starter of STARTER_PROVIDERS) expect(await providerInfo(starter.id)).toMatchObject({ max_tokens_field: starter.maxTokensField });
+      for (const starter of STARTER_PROVIDERS)
+        expect(await providerInfo(starter.id)).toMatchObject({ max_tokens_field: starter.maxTokensField });
 
       const id = `fields-${randomUUID().slice(0, 8)}`;
       const created = await gw.admin().put('/admin/providers').send({ id, base_url: provider.url }).expect(200);
@@ -348,11 +430,20 @@ describe('providers and operators (issue 6)', () => {
         const res = await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, max_tokens_field: field }).expect(200);
         expect(res.body.max_tokens_field).toBe(field);
       }
-      await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, max_tokens_field: 'max_completion_tokens', max_connections: 9 }).expect(200);
+      await gw
+        .admin()
+        .put('/admin/providers')
+        .send({ id, base_url: provider.url, max_tokens_field: 'max_completion_tokens', max_connections: 9 })
+        .expect(200);
       await gw.admin().put('/admin/providers').send({ id, base_url: provider.url }).expect(200);
       expect(await providerInfo(id)).toMatchObject({ max_tokens_field: 'max_completion_tokens', max_connections: 9 });
       for (const bad of ['max_output_tokens', '', null, 1]) {
-        expectErrorShape(await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, max_tokens_field: bad }), 400, 'invalid_request_error', 'max_tokens_field');
+        expectErrorShape(
+          await gw.admin().put('/admin/providers').send({ id, base_url: provider.url, max_tokens_field: bad }),
+          400,
+          'invalid_request_error',
+          'max_tokens_field',
+        );
       }
     });
 
@@ -363,8 +454,10 @@ describe('providers and operators (issue 6)', () => {
   });
 
   describe('money bounds (CONTRACT §2)', () => {
-    const createWorkspace = async (): Promise<string> => (await gw.admin().post('/admin/workspaces').send({ name: 'bounds' }).expect(201)).body.id;
-    const credit = (workspaceId: string, amount: number) => gw.admin().post(`/admin/workspaces/${workspaceId}/credits`).send({ amount_micros: amount, reason: 'bounds' });
+    const createWorkspace = async (): Promise<string> =>
+      (await gw.admin().post('/admin/workspaces').send({ name: 'bounds' }).expect(201)).body.id;
+    const credit = (workspaceId: string, amount: number) =>
+      gw.admin().post(`/admin/workspaces/${workspaceId}/credits`).send({ amount_micros: amount, reason: 'bounds' });
 
     it('one credit or correction is at most 10^12 micro-USD', async () => {
       const id = await createWorkspace();
@@ -422,7 +515,15 @@ describe('providers and operators (issue 6)', () => {
 
     it('key budget_micros stays within 2^53-1', async () => {
       const id = await createWorkspace();
-      expectErrorShape(await gw.admin().post(`/admin/workspaces/${id}/keys`).send({ name: 'k', budget_micros: MAX_SAFE + 1 }), 400, 'invalid_request_error', 'budget_micros');
+      expectErrorShape(
+        await gw
+          .admin()
+          .post(`/admin/workspaces/${id}/keys`)
+          .send({ name: 'k', budget_micros: MAX_SAFE + 1 }),
+        400,
+        'invalid_request_error',
+        'budget_micros',
+      );
       const created = await gw.admin().post(`/admin/workspaces/${id}/keys`).send({ name: 'k', budget_micros: MAX_SAFE }).expect(201);
       expect(created.body.budget_micros).toBe(MAX_SAFE);
     });

@@ -161,7 +161,12 @@ describe('public API', () => {
     it('answers 404 model_not_found for an unknown model', async () => {
       const { key } = await gw.workspaceWithKey();
       const res = await gw.http().get('/v1/models/no-such/model').set('authorization', `Bearer ${key}`).expect(404);
-      expect(res.body.error).toEqual({ message: expect.any(String), type: expect.any(String), param: expect.anything(), code: 'model_not_found' });
+      expect(res.body.error).toEqual({
+        message: expect.any(String),
+        type: expect.any(String),
+        param: expect.anything(),
+        code: 'model_not_found',
+      });
     });
 
     describe('with a model-scoped key', () => {
@@ -256,12 +261,16 @@ describe('public API', () => {
       const client = gw.openai(key);
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) {
-        const { response } = await client.chat.completions.create({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: `n${i}` }] }).withResponse();
+        const { response } = await client.chat.completions
+          .create({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: `n${i}` }] })
+          .withResponse();
         ids.push(response.headers.get('x-request-id')!);
       }
       expect(new Set(ids).size).toBe(3);
       await gw.settled();
-      const logs: Array<{ request_id: string }> = await gw.db.query('SELECT request_id FROM usage_logs WHERE workspace_id = $1', [workspaceId]);
+      const logs: Array<{ request_id: string }> = await gw.db.query('SELECT request_id FROM usage_logs WHERE workspace_id = $1', [
+        workspaceId,
+      ]);
       expect(logs.map((l) => l.request_id).sort()).toEqual([...ids].sort());
     });
 
@@ -427,7 +436,10 @@ describe('public API', () => {
 
     it('counts what the key spent', async () => {
       const { key } = await gw.workspaceWithKey(10_000_000, { budget_micros: 4_000_000 });
-      const { response } = await gw.openai(key).chat.completions.create({ model: QWEN, messages: [{ role: 'user', content: 'spend' }] }).withResponse();
+      const { response } = await gw
+        .openai(key)
+        .chat.completions.create({ model: QWEN, messages: [{ role: 'user', content: 'spend' }] })
+        .withResponse();
       const cost = Number(response.headers.get('x-nexo-cost-micros'));
       expect(cost).toBeGreaterThan(0);
       await gw.settled();
@@ -443,6 +455,13 @@ describe('public API', () => {
 /** The fake provider's built-in behaviour, restored after tests that replace it. */
 function defaultReply(req: Parameters<FakeHandler>[0]): FakeReply {
   return req.path.endsWith('/embeddings')
-    ? { json: { object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }], model: req.body.model, usage: { prompt_tokens: 5, total_tokens: 5 } } }
+    ? {
+        json: {
+          object: 'list',
+          data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }],
+          model: req.body.model,
+          usage: { prompt_tokens: 5, total_tokens: 5 },
+        },
+      }
     : { json: completion(req.body.model) };
 }

@@ -3,8 +3,8 @@ import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import Redis from 'ioredis';
 import { createServer, connect, Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { HoldSweeper } from '../../src/usage/hold-sweeper.service';
-import { QueueName } from '../../src/usage/usage.constants';
+import { HoldSweeper } from '../../src/billing/settlement/hold-sweeper.service';
+import { QueueName } from '../../src/billing/settlement/settlement.constants';
 import { ChildGateway, expectNoDrift, killChild, killChildGateways, startChildGateway } from '../helpers/child-gateway';
 import { REDIS_URL, withAdminClient } from '../helpers/databases';
 import { completion, FakeProvider, streamEvents } from '../helpers/fake-provider';
@@ -116,7 +116,12 @@ describe('resilience (end to end)', () => {
       expect(logs[0]).toMatchObject({ status: 200, usage_source: 'provider', prompt_tokens: 12, completion_tokens: 34 });
       expect(Number(logs[0].cost_micros)).toBe(perRequest);
       expect(await gw.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toEqual([]);
-      expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 2 * perRequest, wsHeld: 0, spent: 2 * perRequest, keyHeld: 0 });
+      expect(await money(gw, workspaceId, keyId)).toEqual({
+        balance: credit - 2 * perRequest,
+        wsHeld: 0,
+        spent: 2 * perRequest,
+        keyHeld: 0,
+      });
       await expectNoDrift(gw);
 
       // Redis comes back: a settlement job that reaches it late changes nothing
@@ -137,7 +142,12 @@ describe('resilience (end to end)', () => {
       await gw.settled();
       expect(await chargesOf(gw, requestId)).toEqual([perRequest]);
       expect(await chargesOf(gw, after.headers['x-request-id'])).toEqual([perRequest]);
-      expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit - 3 * perRequest, wsHeld: 0, spent: 3 * perRequest, keyHeld: 0 });
+      expect(await money(gw, workspaceId, keyId)).toEqual({
+        balance: credit - 3 * perRequest,
+        wsHeld: 0,
+        spent: 3 * perRequest,
+        keyHeld: 0,
+      });
       await expectNoDrift(gw);
     } finally {
       await proxy.start().catch(() => undefined); // let the gateway shut down cleanly
@@ -177,7 +187,9 @@ describe('resilience (end to end)', () => {
       expect(await pending).toBe('connection lost');
 
       await waitFor('the hold to expire', async () => {
-        const [row] = await gw.db.query('SELECT count(*)::int AS n FROM holds WHERE request_id = $1 AND expires_at < now()', [hold.request_id]);
+        const [row] = await gw.db.query('SELECT count(*)::int AS n FROM holds WHERE request_id = $1 AND expires_at < now()', [
+          hold.request_id,
+        ]);
         return row.n === 1 ? true : undefined;
       });
       const result = await gw.app.get(HoldSweeper).sweep();
@@ -220,7 +232,12 @@ describe('resilience (end to end)', () => {
       expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 1, errors: 0 });
       expect(await api.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toHaveLength(1);
       expect(await usageLogsOf(api, requestId)).toEqual([]);
-      expect(await money(api, workspaceId, keyId)).toEqual({ balance: credit, wsHeld: Number(hold.amount_micros), spent: 0, keyHeld: Number(hold.amount_micros) });
+      expect(await money(api, workspaceId, keyId)).toEqual({
+        balance: credit,
+        wsHeld: Number(hold.amount_micros),
+        spent: 0,
+        keyHeld: Number(hold.amount_micros),
+      });
 
       // a worker comes up and settles it
       worker = await TestGateway.start({ shareWith: api, env: NO_SCHEDULED_SWEEP });
@@ -255,7 +272,7 @@ describe('resilience (end to end)', () => {
       const token = 'resilience-test';
       const job = await giveUp.getNextJob(token, { block: false });
       expect(job?.id).toBe(requestId);
-      await job!.moveToFailed(new UnrecoverableError('settlement kept failing'), token, false);
+      await job.moveToFailed(new UnrecoverableError('settlement kept failing'), token, false);
       const queue = api.app.get<Queue>(getQueueToken(QueueName.Usage));
       expect(await (await queue.getJob(requestId))!.getState()).toBe('failed');
       expect(await chargesOf(api, requestId)).toEqual([]);
@@ -299,10 +316,9 @@ describe('resilience (end to end)', () => {
 
       // the stream outlives the TTL its hold was placed with: a sweep must not take its money away
       await waitFor('the hold TTL to pass while the stream is running', async () => {
-        const [row] = await gw.db.query(
-          `SELECT now() > created_at + interval '1.5 seconds' AS past FROM holds WHERE request_id = $1`,
-          [requestId],
-        );
+        const [row] = await gw.db.query(`SELECT now() > created_at + interval '1.5 seconds' AS past FROM holds WHERE request_id = $1`, [
+          requestId,
+        ]);
         return row?.past === true ? true : undefined;
       });
       const swept = await gw.app.get(HoldSweeper).sweep();

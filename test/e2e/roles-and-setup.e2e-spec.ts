@@ -32,7 +32,10 @@ describe('NEXO_ROLE: HTTP and workers scale apart', () => {
 
   beforeAll(async () => {
     provider = await FakeProvider.start();
-    api = await startGatewayUsing(provider, { providers: 'deepseek', gateway: { env: { NEXO_ROLE: 'api', SWEEP_INTERVAL_MS: '3600000' } } });
+    api = await startGatewayUsing(provider, {
+      providers: 'deepseek',
+      gateway: { env: { NEXO_ROLE: 'api', SWEEP_INTERVAL_MS: '3600000' } },
+    });
   });
   afterAll(() => closeAll(api, provider));
 
@@ -50,12 +53,13 @@ describe('NEXO_ROLE: HTTP and workers scale apart', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    worker.stdout!.on('data', (d) => (output += d));
-    worker.stderr!.on('data', (d) => (output += d));
+    worker.stdout.on('data', (d) => (output += d));
+    worker.stderr.on('data', (d) => (output += d));
     try {
       await waitFor(
         'the worker process to settle the request',
-        async () => ((await api.db.query('SELECT 1 FROM ledger_entries WHERE reference = $1', [`req:${requestId}`])).length ? true : undefined),
+        async () =>
+          (await api.db.query('SELECT 1 FROM ledger_entries WHERE reference = $1', [`req:${requestId}`])).length ? true : undefined,
         20_000,
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n--- worker output ---\n${output}`);
@@ -142,8 +146,11 @@ describe('first start in development: the demo workspace', () => {
     expect(info.body.workspace).toMatchObject({ id: entry.workspace_id, balance_micros: DEMO_CREDIT_MICROS });
 
     const stdout = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [join(DIST, 'cli', 'create-key.js'), '--name', 'second key'], { env: { ...process.env, ...env }, timeout: 30_000 }, (err, out, errOut) =>
-        err ? reject(new Error(`${err.message}\n${out}${errOut}`)) : resolve(out),
+      execFile(
+        process.execPath,
+        [join(DIST, 'cli', 'create-key.js'), '--name', 'second key'],
+        { env: { ...process.env, ...env }, timeout: 30_000 },
+        (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${out}${errOut}`)) : resolve(out)),
       ),
     );
     const created = /(nxr_[0-9A-Za-z]+)/.exec(stdout);

@@ -87,7 +87,10 @@ describe('streaming (end to end, official openai SDK)', () => {
     provider.respond((req) => ({ events: streamEvents(req.body.model, WORDS, usage) }));
 
     const { stream, requestId } = await openStream(key, {
-      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Tell me a story' }],
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Tell me a story' },
+      ],
       stream_options: { include_usage: true },
     });
     const usages: unknown[] = [];
@@ -111,7 +114,10 @@ describe('streaming (end to end, official openai SDK)', () => {
     const credit = 5_000_000;
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
     provider.respond((req) => ({ events: streamEvents(req.body.model, WORDS, null) }));
-    const { stream, requestId } = await openStream(key, { messages: [{ role: 'user', content: 'Tell me a story' }], stream_options: { include_usage: true } });
+    const { stream, requestId } = await openStream(key, {
+      messages: [{ role: 'user', content: 'Tell me a story' }],
+      stream_options: { include_usage: true },
+    });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
     expect(text).toBe(WORDS.join(''));
@@ -207,9 +213,10 @@ describe('streaming (end to end, official openai SDK)', () => {
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(credit);
     provider.respond(() => ({ status: 500, json: { error: { message: 'boom' } } }));
     const client = gw.openai(key);
-    const err = await client.chat.completions
-      .create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true })
-      .then(() => null, (e: any) => e);
+    const err = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true }).then(
+      () => null,
+      (e: any) => e,
+    );
     expect(err?.status).toBe(502);
     const requestId = err.headers.get('x-request-id');
     await gw.settled();

@@ -51,8 +51,8 @@ export async function startChildGateway(env: Record<string, string>): Promise<Ch
   });
   children.add(proc);
   let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(
@@ -66,7 +66,7 @@ export async function startChildGateway(env: Record<string, string>): Promise<Ch
     );
   } catch (err) {
     await killChild(proc);
-    throw new Error(`${(err as Error).message}\n--- child output ---\n${out}`);
+    throw new Error(`${(err as Error).message}\n--- child output ---\n${out}`, { cause: err });
   }
   return { proc, url, output: () => out };
 }

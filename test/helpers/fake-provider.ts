@@ -69,7 +69,14 @@ export class FakeProvider {
   private server: Server;
   private handler: FakeHandler = (req) =>
     req.path.endsWith('/embeddings')
-      ? { json: { object: 'list', data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }], model: req.body.model, usage: { prompt_tokens: 5, total_tokens: 5 } } }
+      ? {
+          json: {
+            object: 'list',
+            data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }],
+            model: req.body.model,
+            usage: { prompt_tokens: 5, total_tokens: 5 },
+          },
+        }
       : req.body.stream
         ? { events: streamEvents(req.body.model, ['Hello', ' world']) }
         : { json: completion(req.body.model) };
@@ -101,7 +108,7 @@ export class FakeProvider {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    let body: Record<string, any> = {};
+    let body: Record<string, any>;
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
     } catch {

@@ -1,14 +1,13 @@
 import type { INestApplication } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import Redis from 'ioredis';
 import OpenAI from 'openai';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createHttpApp } from '../../src/app.factory';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
-import { createTestDatabase, dropDatabase, REDIS_URL } from './databases';
+import { REDIS_URL } from './databases';
+import { deployment, removeDeployment } from './deployment';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -36,17 +35,11 @@ export class TestGateway {
 
   static async start(options: GatewayOptions = {}): Promise<TestGateway> {
     const gw = new TestGateway();
-    if (options.shareWith) {
-      gw.databaseName = options.shareWith.databaseName;
-      gw.databaseUrl = options.shareWith.databaseUrl;
-      gw.redisPrefix = options.shareWith.redisPrefix;
-      gw.ownsDatabase = false;
-    } else {
-      const db = await createTestDatabase();
-      gw.databaseName = db.name;
-      gw.databaseUrl = db.url;
-      gw.redisPrefix = `nexotest-${randomBytes(5).toString('hex')}`;
-    }
+    const d = await deployment(options.shareWith);
+    gw.databaseName = d.databaseName;
+    gw.databaseUrl = d.databaseUrl;
+    gw.redisPrefix = d.redisPrefix;
+    gw.ownsDatabase = d.owned;
     gw.config = loadConfig(gw.env(options.env));
     gw.app = await createHttpApp(gw.config);
     await gw.app.listen(0, '127.0.0.1');
@@ -83,7 +76,10 @@ export class TestGateway {
   }
 
   /** Creates a workspace, credits it, and creates a key (body as POST /admin/workspaces/:id/keys). */
-  async workspaceWithKey(creditMicros = 10_000_000, key: Record<string, unknown> = {}): Promise<{ workspaceId: string; key: string; keyId: string }> {
+  async workspaceWithKey(
+    creditMicros = 10_000_000,
+    key: Record<string, unknown> = {},
+  ): Promise<{ workspaceId: string; key: string; keyId: string }> {
     const ws = await this.http().post('/admin/workspaces').set('authorization', `Bearer ${ADMIN_TOKEN}`).send({ name: 'test' }).expect(201);
     if (creditMicros !== 0) {
       await this.http()
@@ -149,18 +145,6 @@ export class TestGateway {
 
   async close(): Promise<void> {
     await this.app.close();
-    if (!this.ownsDatabase) return;
-    const redis = new Redis(REDIS_URL);
-    try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.redisPrefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
-    await dropDatabase(this.databaseName);
+    if (this.ownsDatabase) await removeDeployment(this);
   }
 }

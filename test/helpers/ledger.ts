@@ -15,7 +15,12 @@ export function costAt(inPerMillion: number, outPerMillion: number): (prompt: nu
 export async function money(gw: TestGateway, workspaceId: string, keyId: string) {
   const [ws] = await gw.db.query('SELECT balance_micros, held_micros FROM workspaces WHERE id = $1', [workspaceId]);
   const [k] = await gw.db.query('SELECT spent_micros, held_micros FROM api_keys WHERE id = $1', [keyId]);
-  return { balance: Number(ws.balance_micros), wsHeld: Number(ws.held_micros), spent: Number(k.spent_micros), keyHeld: Number(k.held_micros) };
+  return {
+    balance: Number(ws.balance_micros),
+    wsHeld: Number(ws.held_micros),
+    spent: Number(k.spent_micros),
+    keyHeld: Number(k.held_micros),
+  };
 }
 
 /** What each ledger entry of a request charged (positive micro-USD). */

@@ -52,7 +52,11 @@ describe('loadConfig', () => {
   });
 
   it('reads provider overrides and roles', () => {
-    const config = loadConfig({ PROVIDER_DEEPSEEK_BASE_URL: 'http://127.0.0.1:9/v1/', PROVIDER_DEEPSEEK_API_KEY: 'sk-x', NEXO_ROLE: 'worker' });
+    const config = loadConfig({
+      PROVIDER_DEEPSEEK_BASE_URL: 'http://127.0.0.1:9/v1/',
+      PROVIDER_DEEPSEEK_API_KEY: 'sk-x',
+      NEXO_ROLE: 'worker',
+    });
     expect(config.providerOverrides.deepseek).toEqual({ baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-x' });
     expect(config.runsHttp).toBe(false);
     expect(config.runsWorkers).toBe(true);

@@ -41,12 +41,19 @@ describe('promptTokenBound', () => {
   ];
 
   it.each(samples)('is never below a real tokenizer count (%#)', (text) => {
-    const body = { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: text }] };
+    const body = {
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: text },
+      ],
+    };
     expect(promptTokenBound(body)).toBeGreaterThanOrEqual(countPromptTokens(body));
   });
 
   it('counts tools and response formats too', () => {
-    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const tools = [
+      { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+    ];
     const bare = { messages: [{ role: 'user', content: 'hi' }] };
     expect(promptTokenBound({ ...bare, tools })).toBeGreaterThan(promptTokenBound(bare) + JSON.stringify(tools).length - 1);
   });
@@ -73,7 +80,11 @@ describe('readUsage', () => {
   const bounds = { promptTokens: 100, completionTokens: 50 };
 
   it('accepts whole, non-negative counts within the bounds', () => {
-    expect(readUsage({ prompt_tokens: 10, completion_tokens: 5 }, bounds)).toEqual({ promptTokens: 10, completionTokens: 5, source: 'provider' });
+    expect(readUsage({ prompt_tokens: 10, completion_tokens: 5 }, bounds)).toEqual({
+      promptTokens: 10,
+      completionTokens: 5,
+      source: 'provider',
+    });
     expect(readUsage({ prompt_tokens: 7 }, bounds, false)).toEqual({ promptTokens: 7, completionTokens: 0, source: 'provider' });
   });
 

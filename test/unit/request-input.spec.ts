@@ -13,7 +13,7 @@ describe('JSON depth scanner', () => {
     expect(jsonDepthExceeds(Buffer.from(`{"a":"${'['.repeat(500)}"}`), 2)).toBe(false);
     expect(jsonDepthExceeds(Buffer.from(JSON.stringify({ a: '\\"[[[[', b: 'x\\\\' })), 1)).toBe(false);
     expect(jsonDepthExceeds(Buffer.from('{"a":"\\\\"}'.replace('}', ',"b":[[1]]}')), 2)).toBe(true);
-    expect(jsonDepthExceeds(Buffer.from(JSON.stringify({ 'ключ[': ['значение{', { 'é': ['✓'] }] })), 4)).toBe(false);
+    expect(jsonDepthExceeds(Buffer.from(JSON.stringify({ 'ключ[': ['значение{', { é: ['✓'] }] })), 4)).toBe(false);
   });
 
   it('refuses 10,000 levels with a 400 fast, and parses 128', () => {
@@ -79,27 +79,42 @@ describe('chat messages by role', () => {
 
   it.each([
     ['a user string', [{ role: 'user', content: 'hi' }]],
-    ['user parts: text, image, audio, file', [
-      {
-        role: 'user',
-        content: [
-          { type: 'text', text: 'look' },
-          { type: 'image_url', image_url: { url: 'https://example.com/a.png', detail: 'high' } },
-          { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } },
-          { type: 'file', file: { file_id: 'file-1' } },
-        ],
-      },
-    ]],
-    ['system and developer text parts', [{ role: 'system', content: [{ type: 'text', text: 'x' }] }, { role: 'developer', content: 'y' }]],
-    ['an assistant tool call without content', [
-      { role: 'user', content: 'weather?' },
-      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'w', arguments: '{}' } }] },
-      { role: 'tool', tool_call_id: 'c1', content: 'sunny' },
-    ]],
-    ['an assistant function call, and a function answer', [
-      { role: 'assistant', function_call: { name: 'w', arguments: '{}' } },
-      { role: 'function', name: 'w', content: 'sunny' },
-    ]],
+    [
+      'user parts: text, image, audio, file',
+      [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'look' },
+            { type: 'image_url', image_url: { url: 'https://example.com/a.png', detail: 'high' } },
+            { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } },
+            { type: 'file', file: { file_id: 'file-1' } },
+          ],
+        },
+      ],
+    ],
+    [
+      'system and developer text parts',
+      [
+        { role: 'system', content: [{ type: 'text', text: 'x' }] },
+        { role: 'developer', content: 'y' },
+      ],
+    ],
+    [
+      'an assistant tool call without content',
+      [
+        { role: 'user', content: 'weather?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'w', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: 'sunny' },
+      ],
+    ],
+    [
+      'an assistant function call, and a function answer',
+      [
+        { role: 'assistant', function_call: { name: 'w', arguments: '{}' } },
+        { role: 'function', name: 'w', content: 'sunny' },
+      ],
+    ],
     ['an assistant refusal', [{ role: 'assistant', content: null, refusal: 'no' }]],
     ['unmodelled fields on messages', [{ role: 'user', content: 'hi', name: 'bob', cache_control: { type: 'ephemeral' } }]],
   ])('accepts %s', async (_, messages) => {
@@ -110,14 +125,25 @@ describe('chat messages by role', () => {
     ['object content', 'messages[0].content', [{ role: 'user', content: { text: 'hi' } }]],
     ['a user message without content', 'messages[0].content', [{ role: 'user' }]],
     ['a system message with null content', 'messages[0].content', [{ role: 'system', content: null }]],
-    ['an assistant message with nothing', 'messages[1].content', [{ role: 'user', content: 'x' }, { role: 'assistant', content: null }]],
+    [
+      'an assistant message with nothing',
+      'messages[1].content',
+      [
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: null },
+      ],
+    ],
     ['an assistant message with empty tool_calls', 'messages[0].content', [{ role: 'assistant', tool_calls: [] }]],
     ['a numeric content', 'messages[0].content', [{ role: 'user', content: 42 }]],
     ['an empty parts array', 'messages[0].content', [{ role: 'user', content: [] }]],
     ['an image part for system', 'messages[0].content', [{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'x' } }] }]],
     ['a text part without text', 'messages[0].content', [{ role: 'user', content: [{ type: 'text', text: 5 }] }]],
     ['an image part without a url', 'messages[0].content', [{ role: 'user', content: [{ type: 'image_url', image_url: 'https://x' }] }]],
-    ['an audio part without a format', 'messages[0].content', [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'A' } }] }]],
+    [
+      'an audio part without a format',
+      'messages[0].content',
+      [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'A' } }] }],
+    ],
     ['a part of unknown type', 'messages[0].content', [{ role: 'user', content: [{ type: 'video', video: {} }] }]],
     ['a tool message without tool_call_id', 'messages[0].tool_call_id', [{ role: 'tool', content: 'x' }]],
     ['a function message without name', 'messages[0].name', [{ role: 'function', content: 'x' }]],
@@ -129,7 +155,15 @@ describe('chat messages by role', () => {
   });
 
   it('names the part at fault in the message', async () => {
-    const error = await refused([{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: {} }] }]);
+    const error = await refused([
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'a' },
+          { type: 'image_url', image_url: {} },
+        ],
+      },
+    ]);
     expect(error.message).toContain('messages[0].content[1].image_url.url');
   });
 });

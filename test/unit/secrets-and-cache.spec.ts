@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SecretBox } from '../../src/common/secret-box';
 import { KeyCache, AuthenticatedKey } from '../../src/keys/key-cache';
-import { decodeCursor, encodeCursor } from '../../src/billing/billing.service';
+import { decodeCursor, encodeCursor } from '../../src/common/pagination';
 import { ApiError } from '../../src/common/errors/api-error';
 
 describe(SecretBox.name, () => {
@@ -62,7 +62,13 @@ describe('pagination cursors', () => {
   it('round-trip and reject garbage with a 400', () => {
     expect(decodeCursor(encodeCursor('12345'))).toBe('12345');
     const outOfRange = Buffer.from('id:9999999999999999999').toString('base64url'); // above bigint
-    for (const bad of ['', 'abc', outOfRange, Buffer.from('id:-1').toString('base64url'), Buffer.from("id:1'; drop").toString('base64url')]) {
+    for (const bad of [
+      '',
+      'abc',
+      outOfRange,
+      Buffer.from('id:-1').toString('base64url'),
+      Buffer.from("id:1'; drop").toString('base64url'),
+    ]) {
       let error: unknown;
       try {
         decodeCursor(bad);

@@ -93,7 +93,13 @@ describe('UpstreamClient pool', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const provider = (id: string, maxConnections: number): ResolvedProvider => ({ id, baseUrl, apiKey: 'sk-test', maxConnections, maxTokensField: 'both' });
+  const provider = (id: string, maxConnections: number): ResolvedProvider => ({
+    id,
+    baseUrl,
+    apiKey: 'sk-test',
+    maxConnections,
+    maxTokensField: 'both',
+  });
   const post = (p: ResolvedProvider, path = '/ok', signal = new AbortController().signal) => client.post(p, path, {}, signal);
   const read = async (r: UpstreamResponse) => {
     for await (const _ of r.body);

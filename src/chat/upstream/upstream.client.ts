@@ -288,4 +288,3 @@ function providerMessage(text: string): string | null {
     return null;
   }
 }
-

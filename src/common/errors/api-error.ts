@@ -54,14 +54,9 @@ export class ModelNotAllowedError extends ApiError {
 
 export class RateLimitError extends ApiError {
   constructor(kind: 'requests' | 'tokens', limit: number, retryAfterSeconds: number) {
-    super(
-      429,
-      'rate_limit_exceeded',
-      `Rate limit reached: ${limit} ${kind} per minute. Try again in ${retryAfterSeconds}s.`,
-      kind,
-      null,
-      { 'retry-after': String(retryAfterSeconds) },
-    );
+    super(429, 'rate_limit_exceeded', `Rate limit reached: ${limit} ${kind} per minute. Try again in ${retryAfterSeconds}s.`, kind, null, {
+      'retry-after': String(retryAfterSeconds),
+    });
   }
 }
 

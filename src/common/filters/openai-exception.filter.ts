@@ -40,7 +40,7 @@ export class OpenAiExceptionFilter implements ExceptionFilter {
       if (status === 404) return new ApiError(404, 'not_found', `Unknown route: ${req.method} ${req.path}`);
       const body = exception.getResponse();
       const raw = typeof body === 'string' ? body : (body as { message?: unknown }).message;
-      const message = Array.isArray(raw) ? raw.join('; ') : String(raw ?? exception.message);
+      const message = Array.isArray(raw) ? raw.join('; ') : typeof raw === 'string' ? raw : exception.message;
       if (status >= 500) return this.internal(exception, req);
       return new ApiError(status, CODE_BY_STATUS[status] ?? 'invalid_request_error', message);
     }

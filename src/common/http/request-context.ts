@@ -1,11 +1,12 @@
 import type { Request } from 'express';
-import type { AuthenticatedKey } from '../../keys/key-cache';
 
-/** What the gateway attaches to an Express request while it is handled. */
+/**
+ * What the gateway attaches to an Express request while it is handled. The key that
+ * authenticated it is added by the guard (`AuthenticatedRequest` in keys/).
+ */
 export interface GatewayRequest extends Request {
   id: string;
   startedAt: number;
-  apiKey?: AuthenticatedKey;
   /** Bytes of the body as received (after decompression); set once the body has been read. */
   bodyBytes?: number;
   /** The body's bytes, kept on public routes only (e.g. for a webhook signature). */

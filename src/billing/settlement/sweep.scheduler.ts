@@ -1,8 +1,8 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import { AppConfig } from '../config/app-config';
-import { JobName, QueueName } from './usage.constants';
+import { AppConfig } from '../../config/app-config';
+import { JobName, QueueName } from './settlement.constants';
 
 /** Schedules the hold sweeper once for all worker processes (a BullMQ job scheduler). */
 @Injectable()

@@ -1,11 +1,20 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import { BillingRepository, Settlement } from '../billing/billing.repository';
-import { MetricsService } from '../metrics/metrics.service';
-import { JobName, QueueName } from './usage.constants';
+import { MetricsService } from '../../metrics/metrics.service';
+import { HoldRepository } from '../hold.repository';
+import { JobName, QueueName } from './settlement.constants';
+import type { Settlement } from './settlement.types';
 
 const ENQUEUE_TIMEOUT_MS = 1_000;
+
+/** What became of a settlement handed over. */
+export interface Recorded {
+  /** Queued or applied; false when neither store took it. */
+  ok: boolean;
+  /** What was charged, when the settlement was applied synchronously; null when queued. */
+  chargedMicros: number | null;
+}
 
 /**
  * Hands a finished request to the settlement queue (job id = request id) before the client
@@ -14,12 +23,12 @@ const ENQUEUE_TIMEOUT_MS = 1_000;
  * Redis after the fallback settled is harmless: settlement is idempotent.
  */
 @Injectable()
-export class UsageRecorder {
-  private readonly logger = new Logger(UsageRecorder.name);
+export class SettlementRecorder {
+  private readonly logger = new Logger(SettlementRecorder.name);
 
   constructor(
     @InjectQueue(QueueName.Usage) private readonly queue: Queue,
-    private readonly billing: BillingRepository,
+    private readonly holds: HoldRepository,
     private readonly metrics: MetricsService,
   ) {
     // without a listener, every failed reconnect prints a stack; one line per 10 s is enough
@@ -41,7 +50,9 @@ export class UsageRecorder {
     const queued = { ok: true, chargedMicros: null };
     const recorded = options.synchronous
       ? ((await this.settleNow(settlement)) ?? ((await this.enqueue(settlement)) ? queued : null))
-      : (await this.enqueue(settlement)) ? queued : await this.settleNow(settlement);
+      : (await this.enqueue(settlement))
+        ? queued
+        : await this.settleNow(settlement);
     if (recorded) return recorded;
     // both stores failed: the hold stays reserved and the sweeper releases it later
     this.metrics.settlements.inc({ path: 'lost' });
@@ -54,10 +65,24 @@ export class UsageRecorder {
    */
   async withdraw(requestId: string): Promise<boolean> {
     try {
-      return (await withTimeout(this.queue.remove(requestId), ENQUEUE_TIMEOUT_MS)) === 1;
+      return await withTimeout(this.removeWaiting(requestId), ENQUEUE_TIMEOUT_MS);
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Removes the job only while no worker has it: `Queue.remove` also removes (and reports) a
+   * job already completed, whose charge is applied. A job a worker takes between the look and
+   * the removal is locked, and its removal throws.
+   */
+  private async removeWaiting(requestId: string): Promise<boolean> {
+    const job = await this.queue.getJob(requestId);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
+    await job.remove();
+    return true;
   }
 
   private async enqueue(settlement: Settlement): Promise<boolean> {
@@ -73,7 +98,7 @@ export class UsageRecorder {
 
   private async settleNow(settlement: Settlement): Promise<Recorded | null> {
     try {
-      const result = await this.billing.settle(settlement);
+      const result = await this.holds.settle(settlement);
       this.metrics.settlements.inc({ path: 'sync' });
       return { ok: true, chargedMicros: result.chargedMicros };
     } catch (err) {
@@ -81,14 +106,6 @@ export class UsageRecorder {
       return null;
     }
   }
-}
-
-/** What became of a settlement handed over. */
-export interface Recorded {
-  /** Queued or applied; false when neither store took it. */
-  ok: boolean;
-  /** What was charged, when the settlement was applied synchronously; null when queued. */
-  chargedMicros: number | null;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,8 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import { QueueName } from './usage.constants';
-import { BillingRepository, ExpiredHold, Settlement } from '../billing/billing.repository';
+import { ExpiredHold, HoldRepository } from '../hold.repository';
+import { QueueName } from './settlement.constants';
+import type { Settlement } from './settlement.types';
 
 /** The usage log's error code for a request whose hold expired with no settlement. */
 export const OUTCOME_UNKNOWN = 'outcome_unknown';
@@ -27,13 +28,13 @@ export class HoldSweeper {
   private readonly logger = new Logger(HoldSweeper.name);
 
   constructor(
-    private readonly billing: BillingRepository,
+    private readonly holds: HoldRepository,
     @InjectQueue(QueueName.Usage) private readonly queue: Queue,
   ) {}
 
   async sweep(limit = 500): Promise<SweepResult> {
     const result: SweepResult = { released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 };
-    for (const hold of await this.billing.expiredHolds(limit)) {
+    for (const hold of await this.holds.expiredHolds(limit)) {
       try {
         result[await this.sweepOne(hold)]++;
       } catch (err) {
@@ -45,7 +46,8 @@ export class HoldSweeper {
     }
     if (result.released + result.settledFromFailedJobs + result.errors > 0) {
       this.logger.warn(
-        `Hold sweeper: released ${result.released} (outcome unknown, not charged), settled ${result.settledFromFailedJobs} from finished jobs, ${result.errors} errors`,
+        `Hold sweeper: released ${result.released} (outcome unknown, not charged), ` +
+          `settled ${result.settledFromFailedJobs} from finished jobs, ${result.errors} errors`,
       );
     }
     return result;
@@ -58,10 +60,10 @@ export class HoldSweeper {
       const state = await job.getState();
       if (state !== 'failed' && state !== 'completed') return 'skipped';
       // failed for good, or completed while we looked: its data settles it (idempotently)
-      await this.billing.settle(job.data as Settlement);
+      await this.holds.settle(job.data as Settlement);
       return 'settledFromFailedJobs';
     }
-    const released = await this.billing.settleIfExpired({
+    const released = await this.holds.settleIfExpired({
       requestId: hold.requestId,
       workspaceId: hold.workspaceId,
       keyId: hold.keyId,

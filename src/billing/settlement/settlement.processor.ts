@@ -1,15 +1,15 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
-import { Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Logger } from '@nestjs/common';
 import { Job } from 'bullmq';
-import type { Settlement } from '../billing/billing.repository';
 import { HoldSweeper } from './hold-sweeper.service';
 import { SettlementBatcher } from './settlement-batcher';
-import { JobName, QueueName } from './usage.constants';
+import { JobName, QueueName } from './settlement.constants';
+import type { Settlement } from './settlement.types';
 
 // up to 64 jobs at once, so concurrent settlements share a transaction in the batcher
 @Processor(QueueName.Usage, { concurrency: 64 })
-export class UsageProcessor extends WorkerHost {
-  private readonly logger = new Logger(UsageProcessor.name);
+export class SettlementProcessor extends WorkerHost implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(SettlementProcessor.name);
 
   constructor(
     private readonly batcher: SettlementBatcher,
@@ -41,6 +41,18 @@ export class UsageProcessor extends WorkerHost {
       default:
         this.logger.warn(`Unknown job ${job.name} on queue ${QueueName.Usage}`);
         return null;
+    }
+  }
+
+  /**
+   * Lets the jobs in hand finish before the database pools close: BullMQ itself closes its
+   * workers only in the last shutdown phase, after the money statements' pool has ended.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    try {
+      await this.worker.close();
+    } catch {
+      // never started (the worker is created once the application has initialised)
     }
   }
 }

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { BillingRepository, Settlement, SettleResult } from '../billing/billing.repository';
+import { HoldRepository } from '../hold.repository';
+import type { Settlement, SettleResult } from './settlement.types';
 
 const MAX_BATCH = 100;
 const MAX_WAIT_MS = 2;
@@ -22,7 +23,7 @@ export class SettlementBatcher {
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly billing: BillingRepository) {}
+  constructor(private readonly holds: HoldRepository) {}
 
   settle(settlement: Settlement): Promise<SettleResult> {
     return new Promise((resolve, reject) => {
@@ -45,7 +46,7 @@ export class SettlementBatcher {
   private async write(batch: Pending[]): Promise<void> {
     const unique = new Map(batch.map((p) => [p.settlement.requestId, p.settlement]));
     try {
-      const results = await this.billing.settleMany([...unique.values()]);
+      const results = await this.holds.settleMany([...unique.values()]);
       for (const p of batch) {
         const result = results.get(p.settlement.requestId);
         if (result) p.resolve(result);
@@ -53,7 +54,7 @@ export class SettlementBatcher {
       }
     } catch (err) {
       this.logger.warn(`Batch of ${batch.length} settlements failed (${(err as Error).message}); settling one by one`);
-      for (const p of batch) this.billing.settle(p.settlement).then(p.resolve, p.reject);
+      for (const p of batch) this.holds.settle(p.settlement).then(p.resolve, p.reject);
     }
   }
 }

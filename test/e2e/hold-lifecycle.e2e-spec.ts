@@ -1,10 +1,10 @@
 import { getQueueToken } from '@nestjs/bullmq';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import Redis from 'ioredis';
-import { BillingRepository } from '../../src/billing/billing.repository';
+import { HoldRepository } from '../../src/billing/hold.repository';
 import { reconcile } from '../../src/billing/reconcile';
-import { HoldSweeper } from '../../src/usage/hold-sweeper.service';
-import { QueueName } from '../../src/usage/usage.constants';
+import { HoldSweeper } from '../../src/billing/settlement/hold-sweeper.service';
+import { QueueName } from '../../src/billing/settlement/settlement.constants';
 import { REDIS_URL } from '../helpers/databases';
 import { completion, FakeProvider, sleep, streamEvents } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
@@ -19,7 +19,7 @@ async function holdOf(gw: TestGateway, workspaceId: string): Promise<{ request_i
   return row;
 }
 
-describe('billing edge cases', () => {
+describe('a hold from request to settlement: budgets, sweeper, departures (end to end)', () => {
   let gw: TestGateway;
   let provider: FakeProvider;
 
@@ -32,11 +32,15 @@ describe('billing edge cases', () => {
   it('never lets a key spend past a budget lowered while its request was in flight', async () => {
     const { workspaceId, key, keyId } = await gw.workspaceWithKey(10_000_000, { budget_micros: 1_000_000 });
     provider.respond(() => ({ json: completion(MODEL, 'slow answer', { prompt_tokens: 500, completion_tokens: 400 }), delayMs: 400 }));
-    const pending = gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({
-      model: MODEL,
-      messages: [{ role: 'user', content: 'x'.repeat(600) }],
-      max_tokens: 500,
-    });
+    const pending = gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'x'.repeat(600) }],
+        max_tokens: 500,
+      });
     const inFlight = pending.then((r) => r);
     await waitFor('the hold', () => holdOf(gw, workspaceId));
     // the operator lowers the budget below what the request will cost
@@ -53,7 +57,11 @@ describe('billing edge cases', () => {
     expect(await reconcile(gw.db)).toEqual([]);
 
     // and the next request is refused: nothing left in the budget
-    const refused = await gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
+    const refused = await gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
     expect(refused.status).toBe(403);
     expect(refused.body.error.message).toMatch(/^Insufficient key budget\. Remaining key budget: \$0\.000000\./);
   });
@@ -61,9 +69,14 @@ describe('billing edge cases', () => {
   it('does not release a hold whose request is still alive, even if the sweeper listed it as expired', async () => {
     const { workspaceId, key } = await gw.workspaceWithKey();
     provider.respond(() => ({ json: completion(MODEL), delayMs: 500 }));
-    const inFlight = gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }).then((r) => r);
+    const inFlight = gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] })
+      .then((r) => r);
     const hold = await waitFor('the hold', () => holdOf(gw, workspaceId));
-    const repo = gw.app.get(BillingRepository);
+    const repo = gw.app.get(HoldRepository);
     const release = {
       requestId: hold.request_id,
       workspaceId,
@@ -98,7 +111,13 @@ describe('billing edge cases', () => {
     const giveUp = new Worker(QueueName.Usage, null, { connection, prefix: `${api.redisPrefix}:bull`, autorun: false });
     try {
       const { workspaceId, key } = await api.workspaceWithKey();
-      const chat = () => api.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }).expect(200);
+      const chat = () =>
+        api
+          .http()
+          .post('/v1/chat/completions')
+          .set('authorization', `Bearer ${key}`)
+          .send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] })
+          .expect(200);
       const poisoned = (await chat()).headers['x-request-id'];
       const healthy = (await chat()).headers['x-request-id'];
 
@@ -106,8 +125,8 @@ describe('billing edge cases', () => {
       const token = 'edge-test';
       const job = await giveUp.getNextJob(token, { block: false });
       expect(job?.id).toBe(poisoned);
-      await job!.updateData({ ...job!.data, promptTokens: -1 });
-      await job!.moveToFailed(new UnrecoverableError('gave up'), token, false);
+      await job.updateData({ ...job.data, promptTokens: -1 });
+      await job.moveToFailed(new UnrecoverableError('gave up'), token, false);
       // the second job vanished (as if Redis lost it): its hold can only be released
       const queue = api.app.get<Queue>(getQueueToken(QueueName.Usage));
       await (await queue.getJob(healthy))!.remove();
@@ -147,12 +166,18 @@ describe('billing edge cases', () => {
   it('tells a streaming client that the provider cut its answer short, instead of ending normally', async () => {
     const { key } = await gw.workspaceWithKey();
     provider.respond((req) => ({ events: streamEvents(req.body.model, ['Once', ' upon'], null), cut: true, eventGapMs: 20 }));
-    const raw = await gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'story' }] });
+    const raw = await gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'story' }] });
     expect(raw.status).toBe(200);
     expect(raw.text).not.toContain('[DONE]');
     expect(raw.text).toContain('"code":"gateway_error"');
 
-    const stream = await gw.openai(key).chat.completions.create({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'story' }] });
+    const stream = await gw
+      .openai(key)
+      .chat.completions.create({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'story' }] });
     const received: string[] = [];
     await expect(
       (async () => {
@@ -162,4 +187,3 @@ describe('billing edge cases', () => {
     expect(received.join('')).toBe('Once upon');
   });
 });
-

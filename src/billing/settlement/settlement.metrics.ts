@@ -1,26 +1,25 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { Queue } from 'bullmq';
 import { Gauge } from 'prom-client';
-import { DataSource } from 'typeorm';
-import { MetricsService } from '../metrics/metrics.service';
-import { QueueName } from './usage.constants';
+import { MetricsService } from '../../metrics/metrics.service';
+import { HoldRepository } from '../hold.repository';
+import { QueueName } from './settlement.constants';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
 
 /** Queue depth and money on hold, read when Prometheus scrapes (never on the request path). */
 @Injectable()
-export class UsageMetrics implements OnModuleInit {
+export class SettlementMetrics implements OnModuleInit {
   constructor(
     private readonly metrics: MetricsService,
     @InjectQueue(QueueName.Usage) private readonly queue: Queue,
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly holds: HoldRepository,
   ) {}
 
   onModuleInit(): void {
     const queue = this.queue;
-    const db = this.db;
+    const holds = this.holds;
     new Gauge({
       name: 'nexo_queue_jobs',
       help: 'Jobs of the usage (settlement) queue by state',
@@ -42,14 +41,12 @@ export class UsageMetrics implements OnModuleInit {
       registers: [this.metrics.registry],
       async collect() {
         try {
-          const rows: Array<{ expired: boolean; holds: number; micros: string }> = await db.query(
-            `SELECT expires_at < now() AS expired, count(*)::int AS holds, COALESCE(sum(amount_micros), 0) AS micros FROM holds GROUP BY 1`,
-          );
+          const totals = await holds.openHoldTotals();
           this.reset();
           for (const expired of [false, true]) {
-            const row = rows.find((r) => r.expired === expired);
+            const row = totals.find((r) => r.expired === expired);
             this.set({ measure: 'count', expired: String(expired) }, row?.holds ?? 0);
-            this.set({ measure: 'micros', expired: String(expired) }, Number(row?.micros ?? 0));
+            this.set({ measure: 'micros', expired: String(expired) }, row?.micros ?? 0);
           }
         } catch {
           this.reset();

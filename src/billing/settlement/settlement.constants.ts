@@ -1,10 +1,13 @@
 import type { DefaultJobOptions } from 'bullmq';
 
-/** Queue and job names, in one place. */
+/**
+ * Queue and job names, in one place. The settlement queue keeps the name `usage` it has had
+ * since the first release: renaming it would strand the jobs a running deployment has queued.
+ */
 export const QueueName = { Usage: 'usage' } as const;
 export const JobName = { Settle: 'settle', SweepHolds: 'sweep-holds' } as const;
 
-export const USAGE_JOB_DEFAULTS: DefaultJobOptions = {
+export const SETTLEMENT_JOB_DEFAULTS: DefaultJobOptions = {
   attempts: 8,
   backoff: { type: 'exponential', delay: 500 },
   removeOnComplete: { count: 1_000, age: 3_600 },

@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/wait';
 
 const MODEL = 'deepseek-v4-flash';
 
-describe('money edge cases found in review', () => {
+describe('what a request holds, forwards and logs (end to end)', () => {
   let gw: TestGateway;
   let provider: FakeProvider;
 
@@ -18,14 +18,23 @@ describe('money edge cases found in review', () => {
   afterEach(() => provider.respond((req) => ({ json: completion(req.body.model) })));
 
   const chat = (key: string, body: Record<string, unknown> = {}) =>
-    gw.http().post('/v1/chat/completions').set('authorization', `Bearer ${key}`).send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], ...body });
+    gw
+      .http()
+      .post('/v1/chat/completions')
+      .set('authorization', `Bearer ${key}`)
+      .send({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], ...body });
 
   it('an admin PATCH of a key under traffic never rewrites its spend or holds', async () => {
     const { key, keyId } = await gw.workspaceWithKey(100_000_000, { budget_micros: 50_000_000 });
     let patching = true;
     // four admin clients renaming the key while its requests hold and settle
     const patches = Array.from({ length: 4 }, async (_, client) => {
-      for (let i = 0; patching; i++) await gw.admin().patch(`/admin/keys/${keyId}`).send({ name: `renamed ${client}.${i}` }).expect(200);
+      for (let i = 0; patching; i++)
+        await gw
+          .admin()
+          .patch(`/admin/keys/${keyId}`)
+          .send({ name: `renamed ${client}.${i}` })
+          .expect(200);
     });
     for (let round = 0; round < 4; round++) {
       const results = await Promise.all(Array.from({ length: 50 }, () => chat(key)));
@@ -36,7 +45,9 @@ describe('money edge cases found in review', () => {
     await gw.settled();
     expect(await reconcile(gw.db)).toEqual([]);
     const [k] = await gw.db.query('SELECT spent_micros, held_micros FROM api_keys WHERE id = $1', [keyId]);
-    const [{ charged }] = await gw.db.query(`SELECT COALESCE(-sum(amount_micros), 0) AS charged FROM ledger_entries WHERE key_id = $1`, [keyId]);
+    const [{ charged }] = await gw.db.query(`SELECT COALESCE(-sum(amount_micros), 0) AS charged FROM ledger_entries WHERE key_id = $1`, [
+      keyId,
+    ]);
     expect(Number(k.spent_micros)).toBe(Number(charged));
     expect(Number(k.held_micros)).toBe(0);
   });
@@ -46,13 +57,19 @@ describe('money edge cases found in review', () => {
     const image = { type: 'image_url', image_url: { url: 'https://example.com/cat.png', detail: 'high' } };
     const promptTokens = 5 * 25_000;
     provider.respond((req) => ({ json: completion(req.body.model, 'five cats', { prompt_tokens: promptTokens, completion_tokens: 3 }) }));
-    const res = await chat(key, { model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'text', text: 'count' }, image, image, image, image, image] }] });
+    const res = await chat(key, {
+      model: 'gpt-4o-mini',
+      max_tokens: 5,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'count' }, image, image, image, image, image] }],
+    });
     expect(res.status).toBe(200);
     const [model] = await gw.db.query(`SELECT input_price_micros, output_price_micros FROM models WHERE id = 'gpt-4o-mini'`);
     const expected = Math.ceil((promptTokens * Number(model.input_price_micros) + 3 * Number(model.output_price_micros)) / 1_000_000);
     expect(Number(res.headers['x-nexo-cost-micros'])).toBe(expected);
     await gw.settled();
-    const [log] = await gw.db.query('SELECT cost_micros, usage_source, prompt_tokens FROM usage_logs WHERE request_id = $1', [res.headers['x-request-id']]);
+    const [log] = await gw.db.query('SELECT cost_micros, usage_source, prompt_tokens FROM usage_logs WHERE request_id = $1', [
+      res.headers['x-request-id'],
+    ]);
     expect(log).toMatchObject({ usage_source: 'provider', prompt_tokens: promptTokens });
     expect(Number(log.cost_micros)).toBe(expected);
     expect(promptTokens).toBeLessThanOrEqual(5 * NON_TEXT_PART_TOKENS);

@@ -1,0 +1,63 @@
+import type { Response } from 'express';
+import type { Hold, HoldOutcome } from '../billing/hold';
+import type { ResolvedProvider } from '../catalog/catalog.service';
+import type { ModelEntity, ModelType } from '../catalog/model.entity';
+import type { GatewayRequest } from '../common/http/request-context';
+import type { AuthenticatedKey } from '../keys/key-cache';
+import type { MeasuredUsage } from './usage-report';
+
+export type ProxyBody = Record<string, unknown>;
+
+/**
+ * One proxied request as it moves through the gateway: who asked, what for, the bounds held
+ * for it, and the hold itself once reserved. The relays write its answer; the service decides.
+ */
+export class ProxyCall {
+  readonly path: '/chat/completions' | '/embeddings';
+  readonly stream: boolean;
+  /** Aborted when the client goes away, from the first moment of the request. */
+  readonly abort = new AbortController();
+  model: ModelEntity;
+  provider: ResolvedProvider;
+  promptBound = 0;
+  completionBound = 0;
+  hold: Hold | null = null;
+
+  constructor(
+    readonly kind: ModelType,
+    readonly req: GatewayRequest,
+    readonly res: Response,
+    readonly key: AuthenticatedKey,
+    readonly body: ProxyBody,
+  ) {
+    this.path = kind === 'chat' ? '/chat/completions' : '/embeddings';
+    this.stream = kind === 'chat' && body.stream === true;
+  }
+
+  /**
+   * The client's connection closed (or began to close) before its answer was complete. The
+   * response's 'close' event comes a loop phase after the client's FIN is read, so the socket's
+   * own state is looked at too: an HTTP client does not half-close a connection it still reads.
+   */
+  get clientGone(): boolean {
+    if (this.res.writableFinished) return false;
+    const socket = this.req.socket;
+    return this.abort.signal.aborted || socket.destroyed || socket.readableEnded || !socket.writable;
+  }
+
+  /** What the request came to, for its settlement. */
+  outcome(status: number, errorCode: string | null, usage: MeasuredUsage = NOTHING): HoldOutcome {
+    const elapsed = Math.round(performance.now() - this.req.startedAt);
+    return {
+      status,
+      errorCode,
+      provider: this.provider?.id ?? null,
+      ...usage,
+      stream: this.stream,
+      latencyMs: elapsed,
+      createdAt: Date.now() - elapsed,
+    };
+  }
+}
+
+const NOTHING: MeasuredUsage = { promptTokens: 0, completionTokens: 0, usageSource: 'none', costMicros: 0 };
