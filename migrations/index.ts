@@ -2,5 +2,13 @@
 import { Initial1764100000000 } from './1764100000000-Initial';
 import { ProviderSettings1764200000000 } from './1764200000000-ProviderSettings';
 import { UsageOutcomeUnknown1764200000100 } from './1764200000100-UsageOutcomeUnknown';
+import { Accounts1764300000000 } from './1764300000000-Accounts';
+import { DashboardUsage1764300000100 } from './1764300000100-DashboardUsage';
 
-export const MIGRATIONS = [Initial1764100000000, ProviderSettings1764200000000, UsageOutcomeUnknown1764200000100];
+export const MIGRATIONS = [
+  Initial1764100000000,
+  ProviderSettings1764200000000,
+  UsageOutcomeUnknown1764200000100,
+  Accounts1764300000000,
+  DashboardUsage1764300000100,
+];

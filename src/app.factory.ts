@@ -40,11 +40,13 @@ function setupDocs(app: INestApplication): void {
       .setTitle('NexoRouter')
       .setDescription(
         'OpenAI-compatible model gateway with prepaid billing. Money is in micro-USD (1 USD = 1,000,000). ' +
-          'Public API: `Authorization: Bearer <api key>`. Admin API: `Authorization: Bearer $ADMIN_TOKEN`.',
+          'Public API: `Authorization: Bearer <api key>`. Admin API: `Authorization: Bearer $ADMIN_TOKEN`. ' +
+          'Dashboard API: `Authorization: Bearer <session token>` from `POST /auth/login`.',
       )
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'NexoRouter API key (nxr_...)' }, 'api-key')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' }, 'admin')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Session token from POST /auth/login' }, 'session')
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', customSiteTitle: 'NexoRouter API' });

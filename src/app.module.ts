@@ -4,12 +4,14 @@ import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { AccountsModule } from './accounts/accounts.module';
 import { AdminModule } from './admin/admin.module';
 import { AuthGuard } from './auth/auth.guard';
 import { queueDashboardAuth } from './auth/queue-dashboard.middleware';
 import { SettlementWorkersModule } from './billing/settlement/settlement-workers.module';
 import { ChatModule } from './chat/chat.module';
 import { CatalogModule } from './catalog/catalog.module';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { OpenAiExceptionFilter } from './common/filters/openai-exception.filter';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
@@ -41,13 +43,14 @@ export class AppModule {
         ...(http
           ? [BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: queueDashboardAuth(config) })]
           : []),
-        // the global guard authenticates with KeysService
+        // the global guard authenticates with KeysService and SessionService
         KeysModule,
+        AccountsModule,
         // main.ts seeds the catalog and the demo workspace in every role
         CatalogModule,
         SetupModule,
         SettlementWorkersModule.register({ workers, dashboard: http }),
-        ...(http ? [ChatModule, AdminModule, HealthModule] : []),
+        ...(http ? [ChatModule, AdminModule, HealthModule, DashboardModule] : []),
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Patch, Post, Put, Query, Res, UsePipes } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { AdminOnly } from '../auth/auth.decorators';
+import { AdminOnly } from '../common/auth-scope';
 import { CreditCreateDto, LedgerEntryDto, LedgerPageDto } from '../billing/billing.dto';
 import { BillingService } from '../billing/billing.service';
 import { ModelDto, ModelUpsertDto, ProviderDto, ProviderUpsertDto } from '../catalog/catalog.dto';
@@ -73,7 +73,8 @@ export class AdminController {
   @Post('workspaces/:id/keys')
   @ApiOperation({ summary: 'Create an API key; the full key is in this answer only' })
   @ApiCreatedResponse({ type: ApiKeyCreatedDto })
-  createKey(@Param('id', WorkspaceId) id: string, @Body() dto: ApiKeyCreateDto): Promise<ApiKeyCreatedDto> {
+  async createKey(@Param('id', WorkspaceId) id: string, @Body() dto: ApiKeyCreateDto): Promise<ApiKeyCreatedDto> {
+    await this.catalog.checkScope(dto.models);
     return this.keys.create(id, dto);
   }
 
@@ -87,7 +88,8 @@ export class AdminController {
   @Patch('keys/:id')
   @ApiOperation({ summary: 'Update a key; every gateway process sees it within 1 s' })
   @ApiOkResponse({ type: ApiKeyDto })
-  updateKey(@Param('id', KeyId) id: string, @Body() dto: ApiKeyUpdateDto): Promise<ApiKeyDto> {
+  async updateKey(@Param('id', KeyId) id: string, @Body() dto: ApiKeyUpdateDto): Promise<ApiKeyDto> {
+    await this.catalog.checkScope(dto.models);
     return this.keys.update(id, dto);
   }
 

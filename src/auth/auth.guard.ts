@@ -2,12 +2,15 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AppConfig } from '../config/app-config';
+import { PermissionDeniedError } from '../accounts/accounts.errors';
+import type { SessionRequest } from '../accounts/session-request';
+import { SessionService } from '../accounts/session.service';
+import { AUTH_KIND, AuthKind, REQUIRED_ROLE, roleSatisfies, WorkspaceRole } from '../common/auth-scope';
 import { AdminAuthError, ApiError, InvalidRequestError } from '../common/errors/api-error';
 import { readJsonBody } from '../common/http/body-parser';
+import { AppConfig } from '../config/app-config';
 import type { AuthenticatedRequest } from '../keys/authenticated-request';
 import { KeysService } from '../keys/keys.service';
-import { AUTH_KIND, AuthKind } from './auth.decorators';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -26,8 +29,9 @@ export function adminTokenMatches(expected: string | null, presented: string | u
 }
 
 /**
- * The one global guard: deny by default. Routes are API-key routes unless marked @Public()
- * or @AdminOnly(). The body is read, decompressed and parsed here, only once the key or the
+ * The one global guard: deny by default. Routes are API-key routes unless marked @Public(),
+ * @AdminOnly(), @MetricsAuth() or @SessionAuth() (common/auth-scope.ts). API keys open only
+ * API-key routes, session tokens only session routes. The body is read, decompressed and parsed here, only once the key or the
  * admin token in the headers has been checked: an anonymous body costs nothing, and the check
  * order of CONTRACT §3 holds (401 before 400).
  */
@@ -37,12 +41,13 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly keys: KeysService,
     private readonly config: AppConfig,
+    private readonly sessions: SessionService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const kind = this.reflector.getAllAndOverride<AuthKind | undefined>(AUTH_KIND, [context.getHandler(), context.getClass()]) ?? 'api-key';
     const http = context.switchToHttp();
-    const req = http.getRequest<AuthenticatedRequest>();
+    const req = http.getRequest<AuthenticatedRequest & SessionRequest>();
     if (kind === 'admin') {
       if (!this.config.adminToken) throw new ApiError(404, 'not_found', 'The admin API is disabled: ADMIN_TOKEN is not set.');
       if (!adminTokenMatches(this.config.adminToken, bearerToken(req.headers.authorization))) throw new AdminAuthError();
@@ -52,6 +57,15 @@ export class AuthGuard implements CanActivate {
       if (!allowed) throw new AdminAuthError('Incorrect or missing metrics token: send METRICS_TOKEN or ADMIN_TOKEN as a bearer token.');
     } else if (kind === 'api-key') {
       req.apiKey = await this.keys.authenticate(bearerToken(req.headers.authorization), req.ip ?? req.socket.remoteAddress);
+    } else if (kind === 'session') {
+      const { principal, token } = await this.sessions.authenticate(bearerToken(req.headers.authorization));
+      const required = this.reflector.getAllAndOverride<WorkspaceRole | undefined>(REQUIRED_ROLE, [
+        context.getHandler(),
+        context.getClass(),
+      ]);
+      if (!roleSatisfies(principal.role, required)) throw new PermissionDeniedError();
+      req.session = principal;
+      req.sessionToken = token;
     }
     await readJsonBody(req, http.getResponse<Response>(), { keepRaw: kind === 'public' });
     if (kind === 'public') return true;

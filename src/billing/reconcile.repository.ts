@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 
 export interface Drift {
-  kind: 'workspace_balance' | 'workspace_held' | 'key_spent' | 'key_held' | 'usage_vs_ledger';
+  kind: 'workspace_balance' | 'workspace_held' | 'key_spent' | 'key_held' | 'usage_vs_ledger' | 'usage_daily_requests' | 'usage_daily_cost';
   id: string;
   expected: number;
   actual: number;
@@ -58,6 +58,28 @@ export class ReconcileRepository {
          WHERE COALESCE((SELECT -SUM(amount_micros) FROM ledger_entries WHERE workspace_id = w.id AND kind = 'charge'), 0)
             <> COALESCE((SELECT SUM(cost_micros) FROM usage_logs WHERE workspace_id = w.id), 0)`),
     );
+    // the dashboard's daily totals (kept by nexo_settle) against the logs they sum, per
+    // workspace, UTC day, key and model; the id names the group
+    const daily: Array<{ id: string; log_requests: string; daily_requests: string; log_cost: string; daily_cost: string }> = await this.db
+      .query(`
+        SELECT concat_ws('/', COALESCE(l.workspace_id, d.workspace_id), COALESCE(l.day, d.day), COALESCE(l.key_id, d.key_id),
+                         COALESCE(l.model, d.model)) AS id,
+               COALESCE(l.requests, 0) AS log_requests, COALESCE(d.requests, 0) AS daily_requests,
+               COALESCE(l.cost, 0) AS log_cost, COALESCE(d.cost_micros, 0) AS daily_cost
+          FROM (SELECT workspace_id, (created_at AT TIME ZONE 'UTC')::date AS day, key_id, model,
+                       count(*) AS requests, SUM(cost_micros) AS cost
+                  FROM usage_logs GROUP BY 1, 2, 3, 4) l
+          FULL JOIN usage_daily d
+            ON d.workspace_id = l.workspace_id AND d.day = l.day AND d.key_id = l.key_id AND d.model = l.model
+         WHERE COALESCE(l.requests, 0) <> COALESCE(d.requests, 0) OR COALESCE(l.cost, 0) <> COALESCE(d.cost_micros, 0)`);
+    for (const r of daily) {
+      if (r.log_requests !== r.daily_requests) {
+        drifts.push({ kind: 'usage_daily_requests', id: r.id, expected: Number(r.log_requests), actual: Number(r.daily_requests) });
+      }
+      if (r.log_cost !== r.daily_cost) {
+        drifts.push({ kind: 'usage_daily_cost', id: r.id, expected: Number(r.log_cost), actual: Number(r.daily_cost) });
+      }
+    }
     return drifts;
   }
 

@@ -98,6 +98,19 @@ export class ModelDto {
   context_length: number | null;
 }
 
+/** A model customers can use, with its prices (the dashboard's price list and scope picker). */
+export class SellableModelDto {
+  id: string;
+  type: 'chat' | 'embedding';
+  /** micro-USD per 1M prompt tokens */
+  input_price_micros: number;
+  /** micro-USD per 1M completion tokens */
+  output_price_micros: number;
+  /** Completion cap when a request sets none */
+  max_output_tokens: number;
+  context_length: number | null;
+}
+
 export class ProviderDto {
   id: string;
   base_url: string;

@@ -1,12 +1,12 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
-import { InvalidRequestError, ModelNotFoundError, NotFoundError } from '../common/errors/api-error';
+import { clip, InvalidRequestError, ModelNotFoundError, NotFoundError } from '../common/errors/api-error';
 import { SecretBox } from '../common/secret-box';
 import { RedisService } from '../redis/redis.service';
 import { CatalogRepository } from './catalog.repository';
 import { ModelEntity, ModelType } from './model.entity';
 import { MaxTokensField, ProviderEntity } from './provider.entity';
-import { ModelDto, ModelUpsertDto, ProviderDto, ProviderUpsertDto } from './catalog.dto';
+import { ModelDto, ModelUpsertDto, ProviderDto, ProviderUpsertDto, SellableModelDto } from './catalog.dto';
 import { STARTER_MODELS, STARTER_PROVIDERS } from './starter-catalog';
 
 /** A provider as the hot path needs it: where to send, with which (decrypted) key. */
@@ -118,6 +118,34 @@ export class CatalogService implements OnModuleInit {
     return [...snap.models.values()]
       .filter((m) => m.sellable && snap.providers.has(m.providerId) && (!scope || scope.has(m.id)))
       .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /**
+   * A key's model scope names only models customers can use now: 400 naming the first other
+   * one (`models[2]`). Checked by the callers of KeysService (keys/ sits below catalog/).
+   */
+  async checkScope(models: readonly string[] | null | undefined): Promise<void> {
+    if (!models) return;
+    const sellable = new Set((await this.listSellable(null)).map((m) => m.id));
+    const i = models.findIndex((m) => !sellable.has(m));
+    if (i >= 0) {
+      throw new InvalidRequestError(
+        `Invalid request: models[${i}] '${clip(models[i])}' is not a model you can use (see GET /v1/models).`,
+        `models[${i}]`,
+      );
+    }
+  }
+
+  /** The price list customers see: sellable models, without their providers. */
+  async sellablePrices(): Promise<SellableModelDto[]> {
+    return (await this.listSellable(null)).map((m) => ({
+      id: m.id,
+      type: m.type,
+      input_price_micros: m.inputPriceMicros,
+      output_price_micros: m.outputPriceMicros,
+      max_output_tokens: m.maxOutputTokens,
+      context_length: m.contextLength,
+    }));
   }
 
   async findSellable(id: string, scope: ReadonlySet<string> | null): Promise<ModelEntity> {

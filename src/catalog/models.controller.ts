@@ -1,6 +1,7 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import { ApiKeyAuth, CurrentKey } from '../auth/auth.decorators';
+import { ApiKeyAuth } from '../common/auth-scope';
+import { CurrentKey } from '../keys/current-key.decorator';
 import type { AuthenticatedKey } from '../keys/key-cache';
 import { PublicModelDto, PublicModelListDto } from './catalog.dto';
 import { CatalogService } from './catalog.service';

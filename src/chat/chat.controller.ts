@@ -1,7 +1,8 @@
 import { Body, Controller, HttpCode, Post, Req, Res, UsePipes } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ApiKeyAuth, CurrentKey } from '../auth/auth.decorators';
+import { ApiKeyAuth } from '../common/auth-scope';
+import { CurrentKey } from '../keys/current-key.decorator';
 import type { GatewayRequest } from '../common/http/request-context';
 import { proxyValidation } from '../common/validation';
 import type { AuthenticatedKey } from '../keys/key-cache';

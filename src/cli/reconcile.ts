@@ -25,7 +25,8 @@ async function main(): Promise<void> {
       return;
     }
     for (const d of drifts) {
-      process.stdout.write(`DRIFT ${d.kind} ${d.id}: ledger says ${formatUsd(d.expected)}, stored ${formatUsd(d.actual)}\n`);
+      const show = d.kind === 'usage_daily_requests' ? (n: number) => `${n} requests` : formatUsd;
+      process.stdout.write(`DRIFT ${d.kind} ${d.id}: expected ${show(d.expected)}, stored ${show(d.actual)}\n`);
     }
     process.stdout.write(`Reconciled ${workspaces} workspaces: ${drifts.length} drift(s).\n`);
     process.exitCode = 1;

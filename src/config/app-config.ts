@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { EnvironmentVariables } from './env.validation';
@@ -22,7 +22,12 @@ export class AppConfig {
   adminToken: string | null;
   /** Bearer token a Prometheus scraper may use for /metrics instead of the admin token. */
   metricsToken: string | null;
+  /** HS256 secret of dashboard sessions; in development, derived so every process of a deployment agrees. */
   jwtSecret: string;
+  /** What a workspace created by sign-up starts with: limits for keys without their own (null = none), and a credit. */
+  signup: { rpmLimit: number | null; tpmLimit: number | null; creditMicros: number };
+  /** Failed logins allowed per account (email) and per client address in 15 minutes; sign-ups per address per hour. */
+  authThrottle: { loginFailuresPerEmail: number; loginFailuresPerAddress: number; signupsPerAddressPerHour: number };
   encryptionKey: Buffer;
   stripe: { secretKey: string | null; webhookSecret: string | null; apiBase: string | null };
   /** PROVIDER_<ID>_BASE_URL / _API_KEY, keyed by lower-case provider id. */
@@ -56,6 +61,8 @@ export class AppConfig {
 export class ConfigError extends Error {}
 
 const DEV_ENCRYPTION_SEED = 'nexorouter-development-only-encryption-key';
+/** One credit is at most $1,000,000 (CONTRACT §2). */
+const MAX_SIGNUP_CREDIT_MICROS = 1_000_000_000_000;
 
 /** Validates the environment and builds the typed config; throws ConfigError with one clear line. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -84,7 +91,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.role = vars.NEXO_ROLE ?? 'all';
   config.adminToken = vars.ADMIN_TOKEN || null;
   config.metricsToken = vars.METRICS_TOKEN || null;
-  config.jwtSecret = vars.JWT_SECRET || createHash('sha256').update(`${process.pid}:${Math.random()}:${Date.now()}`).digest('hex');
+  // Outside production, every process of one deployment (same database) derives the same
+  // secret, so a session opened on one gateway process is valid on the others.
+  // CONTRACT §1: random per process when unset (development only; production requires it), so a
+  // development session never outlives its process and cannot be forged from public values
+  config.jwtSecret = vars.JWT_SECRET || randomBytes(32).toString('hex');
+  config.signup = {
+    rpmLimit: wholeNumber('SIGNUP_RPM_LIMIT', vars.SIGNUP_RPM_LIMIT, 60, 0, 10_000_000) || null,
+    tpmLimit: wholeNumber('SIGNUP_TPM_LIMIT', vars.SIGNUP_TPM_LIMIT, 100_000, 0, 2_000_000_000) || null,
+    creditMicros: wholeNumber('SIGNUP_CREDIT_MICROS', vars.SIGNUP_CREDIT_MICROS, isProduction ? 0 : 1_000_000, 0, MAX_SIGNUP_CREDIT_MICROS),
+  };
+  config.authThrottle = {
+    loginFailuresPerEmail: wholeNumber('LOGIN_FAILURES_PER_EMAIL', vars.LOGIN_FAILURES_PER_EMAIL, 10, 1, 1_000_000),
+    loginFailuresPerAddress: wholeNumber('LOGIN_FAILURES_PER_ADDRESS', vars.LOGIN_FAILURES_PER_ADDRESS, 50, 1, 1_000_000),
+    signupsPerAddressPerHour: wholeNumber('SIGNUPS_PER_ADDRESS_PER_HOUR', vars.SIGNUPS_PER_ADDRESS_PER_HOUR, 10, 1, 1_000_000),
+  };
   config.encryptionKey = vars.NEXO_ENCRYPTION_KEY
     ? Buffer.from(vars.NEXO_ENCRYPTION_KEY, 'base64')
     : createHash('sha256').update(DEV_ENCRYPTION_SEED).digest();

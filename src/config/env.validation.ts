@@ -79,6 +79,30 @@ export class EnvironmentVariables {
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   SWEEP_INTERVAL_MS?: string;
 
+  @optional('SIGNUP_RPM_LIMIT')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of requests per minute (0 = no limit)' })
+  SIGNUP_RPM_LIMIT?: string;
+
+  @optional('SIGNUP_TPM_LIMIT')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of tokens per minute (0 = no limit)' })
+  SIGNUP_TPM_LIMIT?: string;
+
+  @optional('SIGNUP_CREDIT_MICROS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of micro-USD' })
+  SIGNUP_CREDIT_MICROS?: string;
+
+  @optional('LOGIN_FAILURES_PER_EMAIL')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
+  LOGIN_FAILURES_PER_EMAIL?: string;
+
+  @optional('LOGIN_FAILURES_PER_ADDRESS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
+  LOGIN_FAILURES_PER_ADDRESS?: string;
+
+  @optional('SIGNUPS_PER_ADDRESS_PER_HOUR')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
+  SIGNUPS_PER_ADDRESS_PER_HOUR?: string;
+
   @IsOptional()
   @IsIn(['true', 'false'], { message: 'must be true or false' })
   NEXO_SEED_DEMO?: string;

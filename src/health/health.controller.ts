@@ -1,7 +1,7 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { MetricsAuth, Public } from '../auth/auth.decorators';
+import { MetricsAuth, Public } from '../common/auth-scope';
 import { DatabaseHealth } from '../database/database-health';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisDurabilityCheck } from '../redis/redis-durability.service';

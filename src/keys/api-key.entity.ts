@@ -1,6 +1,9 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { bigintMicros } from '../common/money';
 
+export const BUDGET_PERIODS = ['daily', 'weekly', 'monthly'] as const;
+export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
+
 @Entity({ name: 'api_keys' })
 export class ApiKeyEntity {
   @PrimaryGeneratedColumn('uuid')
@@ -37,6 +40,25 @@ export class ApiKeyEntity {
 
   @Column({ name: 'held_micros', type: 'bigint', transformer: bigintMicros, default: 0, insert: false, update: false })
   heldMicros: number;
+
+  /** When the budget's spend starts again (UTC; weeks from Monday); null = a budget for the key's lifetime. */
+  // changed only by KeysRepository.update, which recomputes the period's spend with it
+  @Column({ name: 'budget_period', type: 'text', nullable: true, update: false })
+  budgetPeriod: BudgetPeriod | null;
+
+  /**
+   * Spend in the period starting at `periodStart` (0 once that period is over: see
+   * nexo_budget_spent). Moved only by the money SQL and by a change of period.
+   */
+  @Column({ name: 'period_spent_micros', type: 'bigint', transformer: bigintMicros, default: 0, insert: false, update: false })
+  periodSpentMicros: number;
+
+  @Column({ name: 'period_start', type: 'timestamptz', nullable: true, insert: false, update: false })
+  periodStart: Date | null;
+
+  /** The start of the latest settled request; set by the settlement, never on the request path. */
+  @Column({ name: 'last_used_at', type: 'timestamptz', nullable: true, insert: false, update: false })
+  lastUsedAt: Date | null;
 
   @Column({ name: 'rpm_limit', type: 'integer', nullable: true })
   rpmLimit: number | null;

@@ -1,13 +1,13 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiKeyAuth } from '../common/auth-scope';
 import { CurrentKey } from './current-key.decorator';
 import type { AuthenticatedKey } from './key-cache';
 import { KeyInfoDto } from './keys.dto';
 import { KeysService } from './keys.service';
 
-// an API-key route: the guard's default (keys/ imports nothing from auth/, which depends on it)
 @ApiTags('Public API')
-@ApiSecurity('api-key')
+@ApiKeyAuth()
 @Controller('v1/key')
 export class KeyInfoController {
   constructor(private readonly keys: KeysService) {}

@@ -1,6 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsBoolean, IsISO8601, IsOptional, IsString, Length, ValidateIf } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsISO8601, IsOptional, IsString, Length, ValidateIf } from 'class-validator';
 import { MAX_RPM, MAX_TPM, OptionalNullableInt } from '../common/validation-decorators';
+import { BUDGET_PERIODS } from './api-key.entity';
+import type { BudgetPeriod } from './api-key.entity';
 
 export class ApiKeyCreateDto {
   @ApiProperty({ example: 'production backend' })
@@ -8,7 +10,7 @@ export class ApiKeyCreateDto {
   @Length(1, 200)
   name: string;
 
-  /** Model scope; omitted or null = every sellable model */
+  /** Model scope: sellable model ids; omitted or null = every sellable model */
   @ValidateIf((_, v) => v !== null)
   @IsOptional()
   @IsArray()
@@ -19,6 +21,16 @@ export class ApiKeyCreateDto {
 
   @OptionalNullableInt(0, Number.MAX_SAFE_INTEGER, 'Hard budget in micro-USD')
   budget_micros?: number | null;
+
+  /**
+   * When the spend counted against budget_micros starts again (UTC: each day, each week from
+   * Monday 00:00, each month); omitted or null = the budget is for the key's lifetime
+   */
+  @ApiPropertyOptional({ enum: BUDGET_PERIODS, nullable: true })
+  @ValidateIf((_, v) => v !== null)
+  @IsOptional()
+  @IsIn(BUDGET_PERIODS)
+  budget_period?: BudgetPeriod | null;
 
   @ApiPropertyOptional({ format: 'date-time' })
   @ValidateIf((_, v) => v !== null)
@@ -49,12 +61,17 @@ export class ApiKeyDto {
   last_four: string;
   models: string[] | null;
   budget_micros: number | null;
+  @ApiProperty({ enum: BUDGET_PERIODS, nullable: true }) budget_period: BudgetPeriod | null;
+  /** Spend counted against the budget: in the current period when budget_period is set, else ever */
   spent_micros: number;
   rpm_limit: number | null;
   tpm_limit: number | null;
   expires_at: string | null;
   disabled: boolean;
+  /** A revoked key is refused everywhere and can never be changed again */
   revoked: boolean;
+  /** Start of its latest settled request */
+  last_used_at: string | null;
   created_at: string;
 }
 
@@ -70,6 +87,8 @@ export class KeyInfoDto {
   prefix: string;
   models: string[] | null;
   budget_micros: number | null;
+  @ApiProperty({ enum: BUDGET_PERIODS, nullable: true }) budget_period: BudgetPeriod | null;
+  /** Spend counted against the budget: in the current period when budget_period is set, else ever */
   spent_micros: number;
   /** The smaller of the budget left and the workspace available balance */
   remaining_micros: number;

@@ -1,13 +1,12 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { ApiError, InvalidApiKeyError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
+import { ApiError, ConflictError, InvalidApiKeyError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
 import { AppConfig } from '../config/app-config';
 import { RedisService } from '../redis/redis.service';
 import { WorkspacesService } from '../workspaces/workspaces.service';
-import { ApiKeyEntity } from './api-key.entity';
 import { generateApiKey, hashApiKey, isWellFormedApiKey } from './api-key-format';
 import { AuthenticatedKey, InactiveKey, KeyCache } from './key-cache';
 import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto, KeyInfoDto } from './keys.dto';
-import { ApiKeyChanges, KeysRepository } from './keys.repository';
+import { ApiKeyChanges, ApiKeyView, KeysRepository, KeyWhere } from './keys.repository';
 import { UnknownKeyThrottle } from './unknown-key-throttle';
 
 /** How long a cached key may be trusted while invalidation messages cannot arrive. */
@@ -118,8 +117,9 @@ export class KeysService implements OnModuleInit {
 
   async create(workspaceId: string, dto: ApiKeyCreateDto): Promise<ApiKeyCreatedDto> {
     if (!(await this.workspaces.exists(workspaceId))) throw new NotFoundError(`Workspace '${workspaceId}' not found.`);
+    const expiresAt = this.parseExpiry(dto.expires_at, { future: true });
     const generated = generateApiKey();
-    const saved = await this.keys.create({
+    const id = await this.keys.create({
       workspaceId,
       name: dto.name,
       keyHash: generated.hash,
@@ -127,16 +127,19 @@ export class KeysService implements OnModuleInit {
       lastFour: generated.lastFour,
       models: dto.models ?? null,
       budgetMicros: dto.budget_micros ?? null,
+      budgetPeriod: dto.budget_period ?? null,
       rpmLimit: dto.rpm_limit ?? null,
       tpmLimit: dto.tpm_limit ?? null,
-      expiresAt: this.parseExpiry(dto.expires_at, { future: true }),
+      expiresAt,
     });
-    return { ...KeysService.toDto(saved), key: generated.key };
+    return { ...(await this.get(id)), key: generated.key };
   }
 
   /**
    * Writes only the columns the request names: spend and holds move concurrently with every
    * request of the key, and a read-modify-write of the whole row would put stale values back.
+   * A revoked key is never changed again: 409 key_revoked. `workspaceId` scopes the key to one
+   * workspace (another workspace's key is 404, as a missing one).
    */
   async update(id: string, dto: ApiKeyUpdateDto, workspaceId?: string): Promise<ApiKeyDto> {
     const changes: ApiKeyChanges = {};
@@ -144,22 +147,48 @@ export class KeysService implements OnModuleInit {
     if (dto.disabled !== undefined) changes.disabled = dto.disabled;
     if (dto.models !== undefined) changes.models = dto.models;
     if (dto.budget_micros !== undefined) changes.budgetMicros = dto.budget_micros;
+    if (dto.budget_period !== undefined) changes.budgetPeriod = dto.budget_period;
     if (dto.expires_at !== undefined) changes.expiresAt = this.parseExpiry(dto.expires_at);
     if (dto.rpm_limit !== undefined) changes.rpmLimit = dto.rpm_limit;
     if (dto.tpm_limit !== undefined) changes.tpmLimit = dto.tpm_limit;
-    const where = workspaceId ? { id, workspaceId } : { id };
-    if (Object.keys(changes).length > 0) {
-      if (!(await this.keys.update(where, changes))) throw new NotFoundError(`API key '${id}' not found.`);
-      await this.redis.publishInvalidation(`key:${id}`);
+    const where: KeyWhere = workspaceId ? { id, workspaceId } : { id };
+    if (Object.keys(changes).length === 0) {
+      const key = await this.get(id, workspaceId);
+      if (key.revoked) throw KeysService.revokedError(id);
+      return key;
     }
-    const key = await this.keys.findOne(where);
-    if (!key) throw new NotFoundError(`API key '${id}' not found.`);
-    return KeysService.toDto(key);
+    const result = await this.keys.update(where, changes);
+    if (result === 'not_found') throw new NotFoundError(`API key '${id}' not found.`);
+    if (result === 'revoked') throw KeysService.revokedError(id);
+    await this.redis.publishInvalidation(`key:${id}`);
+    return this.get(id, workspaceId);
   }
 
+  /**
+   * Revokes a key for good: every gateway process refuses it within 1 s (the invalidation
+   * message; the cache's safety TTL when Redis is away). Revoking it again changes nothing.
+   */
+  async revoke(id: string, workspaceId?: string): Promise<ApiKeyDto> {
+    if (!(await this.keys.revoke(workspaceId ? { id, workspaceId } : { id }))) throw new NotFoundError(`API key '${id}' not found.`);
+    await this.redis.publishInvalidation(`key:${id}`);
+    return this.get(id, workspaceId);
+  }
+
+  /** One key (never its secret); `workspaceId` scopes it to one workspace. */
+  async get(id: string, workspaceId?: string): Promise<ApiKeyDto> {
+    const view = await this.keys.findView(workspaceId ? { id, workspaceId } : { id });
+    if (!view) throw new NotFoundError(`API key '${id}' not found.`);
+    return KeysService.toDto(view);
+  }
+
+  /** Newest first, revoked keys included (as revoked). */
   async listForWorkspace(workspaceId: string): Promise<ApiKeyDto[]> {
-    const keys = await this.keys.listForWorkspace(workspaceId);
-    return keys.map((k) => KeysService.toDto(k));
+    const views = await this.keys.listViews(workspaceId);
+    return views.map((v) => KeysService.toDto(v));
+  }
+
+  private static revokedError(id: string): ConflictError {
+    return new ConflictError(`API key '${id}' is revoked: a revoked key can never be changed or enabled again.`, 'key_revoked');
   }
 
   /** A new key must not be born expired; an update may set a past date to expire a key at once. */
@@ -187,6 +216,7 @@ export class KeysService implements OnModuleInit {
       prefix: key.prefix,
       models: spend.models,
       budget_micros: budget,
+      budget_period: spend.budgetPeriod,
       spent_micros: spent,
       remaining_micros: Math.max(0, Math.min(budgetLeft, available)),
       expires_at: spend.expiresAt ? spend.expiresAt.toISOString() : null,
@@ -194,7 +224,7 @@ export class KeysService implements OnModuleInit {
     };
   }
 
-  static toDto(k: ApiKeyEntity): ApiKeyDto {
+  static toDto({ key: k, budgetSpentMicros }: ApiKeyView): ApiKeyDto {
     return {
       id: k.id,
       workspace_id: k.workspaceId,
@@ -203,12 +233,14 @@ export class KeysService implements OnModuleInit {
       last_four: k.lastFour,
       models: k.models,
       budget_micros: k.budgetMicros,
-      spent_micros: k.spentMicros,
+      budget_period: k.budgetPeriod,
+      spent_micros: budgetSpentMicros,
       rpm_limit: k.rpmLimit,
       tpm_limit: k.tpmLimit,
       expires_at: k.expiresAt ? k.expiresAt.toISOString() : null,
       disabled: k.disabled,
       revoked: k.revokedAt !== null,
+      last_used_at: k.lastUsedAt ? k.lastUsedAt.toISOString() : null,
       created_at: k.createdAt.toISOString(),
     };
   }

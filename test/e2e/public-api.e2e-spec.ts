@@ -409,6 +409,7 @@ describe('public API', () => {
         prefix: expect.any(String),
         models: [QWEN],
         budget_micros: 2_500_000,
+        budget_period: null,
         spent_micros: 0,
         remaining_micros: 2_500_000,
         expires_at: expiresAt,

@@ -59,6 +59,8 @@ export class TestGateway {
       REDIS_URL,
       REDIS_PREFIX: this.redisPrefix,
       ADMIN_TOKEN,
+      // the processes of one deployment share a session secret, as an operator would set it
+      JWT_SECRET: `test-session-secret-${this.databaseName}`,
       NEXO_SEED_DEMO: 'false',
       LOG_LEVEL: 'error',
       ...extra,

@@ -120,6 +120,7 @@ describe('API keys: lookup and cache (PostgreSQL and Redis)', () => {
       models: null,
       expiresAt: null,
       budgetMicros: 4_000,
+      budgetPeriod: null,
       spentMicros: 0,
       heldMicros: 1_500,
       workspaceBalanceMicros: 5_000,
