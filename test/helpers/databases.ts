@@ -1,3 +1,4 @@
+import { DataSource } from 'typeorm';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 
@@ -40,4 +41,17 @@ export async function createTestDatabase(): Promise<{ name: string; url: string 
 
 export async function dropDatabase(name: string): Promise<void> {
   await withAdminClient((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+}
+
+/** A migrated database of its own, opened as a plain TypeORM DataSource (for migration tests). */
+export async function openTestDatabase(): Promise<{ db: DataSource; close: () => Promise<void> }> {
+  const created = await createTestDatabase();
+  const db = await new DataSource({ type: 'postgres', url: created.url }).initialize();
+  return {
+    db,
+    close: async () => {
+      await db.destroy();
+      await dropDatabase(created.name);
+    },
+  };
 }

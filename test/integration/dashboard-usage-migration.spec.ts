@@ -1,21 +1,16 @@
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { DashboardUsage1764300000100 } from '../../migrations/1764300000100-DashboardUsage';
-import { createTestDatabase, dropDatabase } from '../helpers/databases';
+import { openTestDatabase } from '../helpers/databases';
 
 /** Upgrading a deployment with usage already logged, and going back. */
 describe('migration DashboardUsage on existing usage', () => {
-  let name: string;
   let db: DataSource;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const created = await createTestDatabase();
-    name = created.name;
-    db = await new DataSource({ type: 'postgres', url: created.url }).initialize();
+    ({ db, close } = await openTestDatabase());
   });
-  afterAll(async () => {
-    await db?.destroy();
-    await dropDatabase(name);
-  });
+  afterAll(() => close?.());
 
   it('backfills usage_daily from the logs (by UTC day), and down restores the earlier functions and tables', async () => {
     const migration = new DashboardUsage1764300000100();

@@ -1,21 +1,16 @@
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { ProviderSettings1764200000000 } from '../../migrations/1764200000000-ProviderSettings';
-import { createTestDatabase, dropDatabase } from '../helpers/databases';
+import { openTestDatabase } from '../helpers/databases';
 
 /** Upgrading a deployment whose providers exist already: each starter provider gets the field it honours. */
 describe('migration ProviderSettings on existing providers', () => {
-  let name: string;
   let db: DataSource;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const created = await createTestDatabase();
-    name = created.name;
-    db = await new DataSource({ type: 'postgres', url: created.url }).initialize();
+    ({ db, close } = await openTestDatabase());
   });
-  afterAll(async () => {
-    await db?.destroy();
-    await dropDatabase(name);
-  });
+  afterAll(() => close?.());
 
   it('sets max_tokens for DeepSeek and DashScope, max_completion_tokens for OpenAI, both for the rest', async () => {
     const migration = new ProviderSettings1764200000000();
