@@ -4,6 +4,7 @@ import { ProviderSettings1764200000000 } from './1764200000000-ProviderSettings'
 import { UsageOutcomeUnknown1764200000100 } from './1764200000100-UsageOutcomeUnknown';
 import { Accounts1764300000000 } from './1764300000000-Accounts';
 import { DashboardUsage1764300000100 } from './1764300000100-DashboardUsage';
+import { Payments1764400000000 } from './1764400000000-Payments';
 
 export const MIGRATIONS = [
   Initial1764100000000,
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   UsageOutcomeUnknown1764200000100,
   Accounts1764300000000,
   DashboardUsage1764300000100,
+  Payments1764400000000,
 ];

@@ -19,6 +19,7 @@ import { dataSourceOptions } from './database/data-source-options';
 import { HealthModule } from './health/health.module';
 import { KeysModule } from './keys/keys.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { PaymentsModule } from './payments/payments.module';
 import { RedisModule } from './redis/redis.module';
 import { SetupModule } from './setup/setup.module';
 
@@ -50,7 +51,7 @@ export class AppModule {
         CatalogModule,
         SetupModule,
         SettlementWorkersModule.register({ workers, dashboard: http }),
-        ...(http ? [ChatModule, AdminModule, HealthModule, DashboardModule] : []),
+        ...(http ? [ChatModule, AdminModule, HealthModule, DashboardModule, PaymentsModule] : []),
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },

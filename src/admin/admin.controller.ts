@@ -11,6 +11,8 @@ import { KeyId, WorkspaceId } from '../common/uuid.pipe';
 import { strictValidation } from '../common/validation';
 import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto } from '../keys/keys.dto';
 import { KeysService } from '../keys/keys.service';
+import { WebhookEventPageDto } from '../payments/payments.dto';
+import { StripeWebhookService } from '../payments/stripe-webhook.service';
 import { UsageLogPageDto, UsageLogQueryDto } from '../usage/usage.dto';
 import { UsageService } from '../usage/usage.service';
 import { WorkspaceCreateDto, WorkspaceDto, WorkspaceUpdateDto } from '../workspaces/workspaces.dto';
@@ -27,6 +29,7 @@ export class AdminController {
     private readonly keys: KeysService,
     private readonly catalog: CatalogService,
     private readonly usage: UsageService,
+    private readonly stripeWebhooks: StripeWebhookService,
   ) {}
 
   @Post('workspaces')
@@ -98,6 +101,13 @@ export class AdminController {
   async usageLogs(@Param('id', WorkspaceId) id: string, @Query() q: UsageLogQueryDto): Promise<UsageLogPageDto> {
     await this.workspaces.get(id);
     return this.usage.list(id, q);
+  }
+
+  @Get('webhook-events')
+  @ApiOperation({ summary: 'Stripe webhook events received, newest first, with what each did' })
+  @ApiOkResponse({ type: WebhookEventPageDto })
+  webhookEvents(@Query() q: PageQueryDto): Promise<WebhookEventPageDto> {
+    return this.stripeWebhooks.events(q.limit ?? 20, q.cursor);
   }
 
   @Put('models')

@@ -25,7 +25,7 @@ export class CreditCreateDto {
 export class LedgerEntryDto {
   id: string;
   workspace_id: string;
-  @ApiProperty({ enum: ['credit', 'charge', 'refund', 'correction'] }) kind: string;
+  @ApiProperty({ enum: ['credit', 'charge', 'refund', 'correction', 'topup', 'dispute'] }) kind: string;
   amount_micros: number;
   balance_after_micros: number;
   reference: string;

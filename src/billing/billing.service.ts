@@ -11,7 +11,8 @@ import { affordableCompletionTokens, holdEstimate } from './hold-estimate';
 import { HoldKeepAlive } from './hold-keep-alive.service';
 import { HoldRepository } from './hold.repository';
 import { LedgerEntryEntity } from './ledger-entry.entity';
-import { LedgerCredit, LedgerRepository } from './ledger.repository';
+import type { EntityManager } from 'typeorm';
+import { LedgerCredit, LedgerRepository, LedgerTx } from './ledger.repository';
 import { SettlementRecorder } from './settlement/settlement-recorder.service';
 
 export interface CreditResult {
@@ -122,6 +123,14 @@ export class BillingService {
    */
   async creditOnce(workspaceId: string, amountMicros: number, reference: string, reason: string): Promise<boolean> {
     return (await this.apply({ workspaceId, kind: 'credit', amountMicros, reference, reason, requestHash: null })) !== null;
+  }
+
+  /**
+   * Runs `work` in one transaction whose LedgerTx moves money (Stripe top-ups, refunds and
+   * disputes): the caller's own rows change in the same transaction as the ledger entry.
+   */
+  withLedger<T>(work: (tx: EntityManager, ledger: LedgerTx) => Promise<T>): Promise<T> {
+    return this.entries.transaction(work);
   }
 
   /** The ledger entry with this reference, or null. */

@@ -1,7 +1,8 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintMicros } from '../common/money';
 
-export type LedgerKind = 'credit' | 'charge' | 'refund' | 'correction';
+/** `topup`, `refund` and `dispute` are Stripe's (references `stripe:…`). */
+export type LedgerKind = 'credit' | 'charge' | 'refund' | 'correction' | 'topup' | 'dispute';
 
 /** Append-only: every balance change is one row, written in the balance's transaction. */
 @Entity({ name: 'ledger_entries' })
@@ -22,7 +23,10 @@ export class LedgerEntryEntity {
   @Column({ name: 'balance_after_micros', type: 'bigint', transformer: bigintMicros })
   balanceAfterMicros: number;
 
-  /** Unique across the ledger: `req:<request id>`, `admin:<workspace>:<idempotency key>`, `stripe:<event>`. */
+  /**
+   * Unique across the ledger: `req:<request id>`, `admin:<workspace>:<idempotency key>`,
+   * `stripe:cs:<session>`, `stripe:refund:<refund>`, `stripe:dispute:<dispute>`, `stripe:dispute-won:<dispute>`.
+   */
   @Column({ type: 'text', unique: true })
   reference: string;
 

@@ -30,6 +30,10 @@ export class AppConfig {
   authThrottle: { loginFailuresPerEmail: number; loginFailuresPerAddress: number; signupsPerAddressPerHour: number };
   encryptionKey: Buffer;
   stripe: { secretKey: string | null; webhookSecret: string | null; apiBase: string | null };
+  /** Bounds of one Stripe top-up, in US cents (TOPUP_MIN_CENTS, TOPUP_MAX_CENTS). */
+  topup: { minCents: number; maxCents: number };
+  /** Where the dashboard is reached (PUBLIC_URL, no trailing slash): Stripe's success and cancel URLs. */
+  publicUrl: string;
   /** PROVIDER_<ID>_BASE_URL / _API_KEY, keyed by lower-case provider id. */
   providerOverrides: Record<string, ProviderOverride>;
   upstreamTimeoutMs: number;
@@ -63,6 +67,8 @@ export class ConfigError extends Error {}
 const DEV_ENCRYPTION_SEED = 'nexorouter-development-only-encryption-key';
 /** One credit is at most $1,000,000 (CONTRACT §2). */
 const MAX_SIGNUP_CREDIT_MICROS = 1_000_000_000_000;
+/** One top-up is one credit of at most 10^12 micro-USD (CONTRACT §2). */
+const MAX_TOPUP_CENTS = 100_000_000;
 
 /** Validates the environment and builds the typed config; throws ConfigError with one clear line. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -114,6 +120,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     webhookSecret: vars.STRIPE_WEBHOOK_SECRET || null,
     apiBase: vars.STRIPE_API_BASE || null,
   };
+  // one top-up is one ledger credit: at most 10^12 micro-USD, i.e. 10^8 cents (CONTRACT §2)
+  config.topup = {
+    minCents: wholeNumber('TOPUP_MIN_CENTS', vars.TOPUP_MIN_CENTS, 500, 1, MAX_TOPUP_CENTS),
+    maxCents: wholeNumber('TOPUP_MAX_CENTS', vars.TOPUP_MAX_CENTS, 1_000_000, 1, MAX_TOPUP_CENTS),
+  };
+  if (config.topup.minCents > config.topup.maxCents) {
+    throw new ConfigError('Invalid configuration: TOPUP_MIN_CENTS must not be above TOPUP_MAX_CENTS');
+  }
+  config.publicUrl = (vars.PUBLIC_URL || `http://localhost:${config.port}`).replace(/\/+$/, '');
   config.upstreamTimeoutMs = wholeNumber('UPSTREAM_TIMEOUT_MS', vars.UPSTREAM_TIMEOUT_MS, 120_000, 1, 3_600_000);
   config.upstreamConnectWaitMs = wholeNumber('UPSTREAM_CONNECT_WAIT_MS', vars.UPSTREAM_CONNECT_WAIT_MS, 1_000, 0, 600_000);
   config.unknownKeyLookupsPerMinute = wholeNumber('UNKNOWN_KEY_LOOKUPS_PER_MINUTE', vars.UNKNOWN_KEY_LOOKUPS_PER_MINUTE, 60, 1, 1_000_000);

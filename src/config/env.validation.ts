@@ -55,6 +55,18 @@ export class EnvironmentVariables {
   @Matches(/^https?:\/\/\S+$/, { message: 'must be an http(s) URL' })
   STRIPE_API_BASE?: string;
 
+  @optional('TOPUP_MIN_CENTS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of US cents' })
+  TOPUP_MIN_CENTS?: string;
+
+  @optional('TOPUP_MAX_CENTS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of US cents' })
+  TOPUP_MAX_CENTS?: string;
+
+  @optional('PUBLIC_URL')
+  @Matches(/^https?:\/\/\S+$/, { message: 'must be an http(s) URL' })
+  PUBLIC_URL?: string;
+
   @optional('UPSTREAM_TIMEOUT_MS')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   UPSTREAM_TIMEOUT_MS?: string;
