@@ -1,6 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { randomBytes } from 'node:crypto';
+import type { Settlement } from '../../src/billing/settlement/settlement.types';
 import { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module';
 import { BillingService } from '../../src/billing/billing.service';
@@ -99,4 +100,30 @@ export class AppContext {
 /** A request id of the gateway's shape, unique per call. */
 export function requestId(label = 'int'): string {
   return `req_${label}_${randomBytes(8).toString('hex')}`;
+}
+
+/** A settlement of `requestId` at `costMicros` (capped at its hold by nexo_settle). */
+export function settlement(
+  ids: { workspaceId: string; keyId: string },
+  id: string,
+  costMicros: number,
+  extra: Partial<Settlement> = {},
+): Settlement {
+  return {
+    requestId: id,
+    workspaceId: ids.workspaceId,
+    keyId: ids.keyId,
+    model: 'deepseek-v4-flash',
+    provider: 'deepseek',
+    promptTokens: 10,
+    completionTokens: 20,
+    costMicros,
+    usageSource: 'provider',
+    status: 200,
+    errorCode: null,
+    latencyMs: 5,
+    stream: false,
+    createdAt: Date.now(),
+    ...extra,
+  };
 }

@@ -5,8 +5,7 @@ import { HoldRepository } from '../../src/billing/hold.repository';
 import { reconcile, unknownOutcomes } from '../../src/billing/reconcile';
 import { HoldSweeper, OUTCOME_UNKNOWN } from '../../src/billing/settlement/hold-sweeper.service';
 import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
-import type { Settlement } from '../../src/billing/settlement/settlement.types';
-import { AppContext, requestId } from '../helpers/app-context';
+import { AppContext, requestId, settlement } from '../helpers/app-context';
 import { REDIS_URL } from '../helpers/databases';
 
 const MODEL = 'deepseek-v4-flash';
@@ -36,23 +35,8 @@ describe(`${HoldSweeper.name} (PostgreSQL and Redis)`, () => {
     const id = requestId('sweep');
     expect(await holds.placeHold(id, ids.workspaceId, ids.keyId, MODEL, amount, 900)).toEqual({ outcome: 'held' });
     await ctx.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE request_id = $1`, [id]);
-    const settlement: Settlement = {
-      requestId: id,
-      workspaceId: ids.workspaceId,
-      keyId: ids.keyId,
-      model: MODEL,
-      provider: 'deepseek',
-      promptTokens: 10,
-      completionTokens: 20,
-      costMicros: 600,
-      usageSource: 'provider',
-      status: 200,
-      errorCode: null,
-      latencyMs: 9,
-      stream: true,
-      createdAt: Date.now() - 60_000,
-    };
-    return { ...ids, id, settlement };
+    const settled = settlement(ids, id, 600, { latencyMs: 9, stream: true, createdAt: Date.now() - 60_000 });
+    return { ...ids, id, settlement: settled };
   }
 
   it('releases an expired hold with no job at no charge, logged with no status and outcome_unknown', async () => {

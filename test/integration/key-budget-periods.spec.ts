@@ -1,36 +1,9 @@
 import { HoldRepository } from '../../src/billing/hold.repository';
 import { reconcile } from '../../src/billing/reconcile';
-import type { Settlement } from '../../src/billing/settlement/settlement.types';
 import { KeysService } from '../../src/keys/keys.service';
-import { AppContext, requestId } from '../helpers/app-context';
+import { AppContext, requestId, settlement } from '../helpers/app-context';
 
 const MODEL = 'deepseek-v4-flash';
-
-/** A settlement of `requestId` at `costMicros` (capped at its hold by nexo_settle). */
-function settlement(
-  ids: { workspaceId: string; keyId: string },
-  id: string,
-  costMicros: number,
-  extra: Partial<Settlement> = {},
-): Settlement {
-  return {
-    requestId: id,
-    workspaceId: ids.workspaceId,
-    keyId: ids.keyId,
-    model: MODEL,
-    provider: 'deepseek',
-    promptTokens: 10,
-    completionTokens: 20,
-    costMicros,
-    usageSource: 'provider',
-    status: 200,
-    errorCode: null,
-    latencyMs: 5,
-    stream: false,
-    createdAt: Date.now(),
-    ...extra,
-  };
-}
 
 describe('key budgets with a reset period, last use and daily usage (nexo_place_hold / nexo_settle)', () => {
   let ctx: AppContext;

@@ -5,7 +5,7 @@ import { reconcile } from '../../src/billing/reconcile';
 import { SettlementBatcher } from '../../src/billing/settlement/settlement-batcher';
 import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
 import type { Settlement } from '../../src/billing/settlement/settlement.types';
-import { AppContext, requestId } from '../helpers/app-context';
+import { AppContext, requestId, settlement } from '../helpers/app-context';
 import { waitFor } from '../helpers/wait';
 
 const MODEL = 'deepseek-v4-flash';
@@ -30,22 +30,7 @@ describe(`${SettlementBatcher.name} (PostgreSQL and Redis)`, () => {
     for (let i = 0; i < count; i++) {
       const id = requestId('batch');
       expect(await holds.placeHold(id, ids.workspaceId, ids.keyId, MODEL, amount, 900)).toEqual({ outcome: 'held' });
-      settlements.push({
-        requestId: id,
-        workspaceId: ids.workspaceId,
-        keyId: ids.keyId,
-        model: MODEL,
-        provider: 'deepseek',
-        promptTokens: 10,
-        completionTokens: 20,
-        costMicros: cost,
-        usageSource: 'provider',
-        status: 200,
-        errorCode: null,
-        latencyMs: 3,
-        stream: false,
-        createdAt: Date.now(),
-      });
+      settlements.push(settlement(ids, id, cost, { latencyMs: 3 }));
     }
     return { ...ids, settlements };
   }
