@@ -1,24 +1,27 @@
 #!/usr/bin/env node
-// Compiles the TypeScript sources when dist/ is missing or older than any source file
-// (always with --force: `npm run build`). Compiles as `tsc -p tsconfig.build.json` does
+// Compiles the TypeScript sources when dist/ is missing or older than any source file, and
+// builds the web dashboard (web/, Vite) into dist/web when it is missing or older than any file
+// of web/ (both always with --force: `npm run build`). Compiles as `tsc -p tsconfig.build.json` does
 // (incremental, same diagnostics), plus the @nestjs/swagger plugin (scripts/swagger-plugin.js),
 // which tsc cannot load: the Nest CLI could, but its schematics need Node 22.
 'use strict';
 const { statSync, readdirSync, existsSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
+const { spawnSync } = require('node:child_process');
 
 const root = join(__dirname, '..');
 // written only after a successful build (tsc's own .tsbuildinfo also changes on --noEmit runs);
 // holds the plugin signature, so a changed plugin or option rebuilds every file
 const marker = join(root, 'dist', '.build-stamp');
 
-function newest(dir) {
+/** The newest modification time of the files under `dir` whose names pass `wanted` (0 when none). */
+function newest(dir, wanted = (name) => name.endsWith('.ts')) {
   let latest = 0;
   if (!existsSync(dir)) return latest;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) latest = Math.max(latest, newest(path));
-    else if (entry.name.endsWith('.ts')) latest = Math.max(latest, statSync(path).mtimeMs);
+    if (entry.isDirectory()) latest = Math.max(latest, newest(path, wanted));
+    else if (wanted(entry.name)) latest = Math.max(latest, statSync(path).mtimeMs);
   }
   return latest;
 }
@@ -95,6 +98,32 @@ function report(ts, diagnostics) {
   }
 }
 
+const webSources = join(root, 'web');
+const webOut = join(root, 'dist', 'web');
+const webMarker = join(root, 'dist', '.web-build-stamp');
+
+function webIsStale() {
+  if (!existsSync(join(webSources, 'index.html'))) return false; // no dashboard in this tree
+  if (!existsSync(webMarker) || !existsSync(join(webOut, 'index.html'))) return true;
+  const sources = Math.max(
+    newest(webSources, () => true),
+    statSync(join(root, 'package-lock.json')).mtimeMs,
+  );
+  return sources > statSync(webMarker).mtimeMs;
+}
+
+/** `vite build` of web/ into dist/web, in a child process so this script stays synchronous. */
+function buildWeb() {
+  // vite's exports map hides bin/: its own package.json names the CLI
+  const vitePackage = require.resolve('vite/package.json');
+  const vite = join(vitePackage, '..', require(vitePackage).bin.vite);
+  const result = spawnSync(process.execPath, [vite, 'build', '--config', join(webSources, 'vite.config.ts'), '--logLevel', 'warn'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  return result.status === 0;
+}
+
 const plugin = require('./swagger-plugin');
 if (process.argv.includes('--force') || isStale(plugin.signature)) {
   process.stdout.write('Building NexoRouter into dist/ ...\n');
@@ -103,4 +132,12 @@ if (process.argv.includes('--force') || isStale(plugin.signature)) {
     process.exit(1);
   }
   writeFileSync(marker, `${new Date().toISOString()}\nplugin: ${plugin.signature}\n`);
+}
+if (process.argv.includes('--force') ? existsSync(join(webSources, 'index.html')) : webIsStale()) {
+  process.stdout.write('Building the web dashboard into dist/web ...\n');
+  if (!buildWeb()) {
+    process.stderr.write('Dashboard build failed: see the errors above (dist/web is not marked as built).\n');
+    process.exit(1);
+  }
+  writeFileSync(webMarker, `${new Date().toISOString()}\n`);
 }

@@ -5,6 +5,8 @@ import type { Express } from 'express';
 import { AppModule } from './app.module';
 import { requestIdMiddleware } from './common/http/body-parser';
 import { AppConfig } from './config/app-config';
+import { WEB_APP_ROOT } from './web/web-app.constants';
+import { webAppSecurityHeaders } from './web/web-app.security';
 
 /** Quiet in tests; one JSON object per line in production (for log shippers); readable otherwise. */
 export function appLogger(config: AppConfig): LoggerService {
@@ -20,6 +22,7 @@ export async function createHttpApp(config: AppConfig): Promise<INestApplication
   express.disable('x-powered-by');
   express.set('etag', false);
   app.use(requestIdMiddleware);
+  app.use(WEB_APP_ROOT, webAppSecurityHeaders());
   // no body parser here: the guard reads a body once its key or admin token has been checked
   setupDocs(app);
   app.enableShutdownHooks();

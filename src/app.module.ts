@@ -22,6 +22,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { PaymentsModule } from './payments/payments.module';
 import { RedisModule } from './redis/redis.module';
 import { SetupModule } from './setup/setup.module';
+import { WebAppModule } from './web/web-app.module';
 
 @Module({})
 export class AppModule {
@@ -51,7 +52,7 @@ export class AppModule {
         CatalogModule,
         SetupModule,
         SettlementWorkersModule.register({ workers, dashboard: http }),
-        ...(http ? [ChatModule, AdminModule, HealthModule, DashboardModule, PaymentsModule] : []),
+        ...(http ? [ChatModule, AdminModule, HealthModule, DashboardModule, PaymentsModule, WebAppModule.register()] : []),
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
-import { ApiExcludeEndpoint, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { MetricsAuth, Public } from '../common/auth-scope';
 import { DatabaseHealth } from '../database/database-health';
@@ -51,11 +51,5 @@ export class HealthController {
   @Header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
   metricsText(): Promise<string> {
     return this.metrics.registry.metrics();
-  }
-
-  @Get()
-  @ApiExcludeEndpoint()
-  root(): { name: string; docs: string; base_url: string } {
-    return { name: 'NexoRouter', docs: '/docs', base_url: '/v1' };
   }
 }
