@@ -1,38 +1,52 @@
 #!/usr/bin/env node
-// `npm run bench`: what the gateway adds to a request, and how fast holds can be placed.
+// `npm run bench`: what a gateway adds to a request, side by side in one run, and how fast
+// one workspace's holds and settlements are applied in PostgreSQL. See bench/README.md.
 //
-// 1. Overhead: a local fake provider that answers at once; the same chat request sent
-//    N times straight to it and N times through a gateway process (NEXO_ROLE=all, real
-//    PostgreSQL and Redis). The difference of the latency percentiles is the gateway's cost.
-// 2. Holds: place + settle one hold in PostgreSQL (nexo_place_hold + nexo_settle, as the
-//    gateway does, including the ledger entry and the usage log)
-//    versus the same reservation as one Redis Lua script (the alternative design), at a
-//    given concurrency on one workspace row (the contended case).
+// Targets, each in a process of its own, all in front of one fake provider process that
+// answers at once:
+//   provider   the provider directly (the floor of the floor)
+//   bare       a bare undici proxy (bench/bare-proxy.js): the floor of any Node.js gateway
+//   portkey    the Portkey gateway (@portkey-ai/gateway, headless, production), routed with
+//              x-portkey-provider: openai and x-portkey-custom-host
+//   nexo       NexoRouter in production mode (NEXO_ROLE=all: API and workers in one process),
+//              with a model-scoped, rate-limited key: auth, scope, hold, rate limit and usage
+//              logging all on
 //
-// Only loopback addresses are used; every loop is bounded. Options via env:
-// BENCH_REQUESTS (default 2000), BENCH_CONCURRENCY (default 32), BENCH_HOLDS (default 4000),
-// BENCH_PROFILE=<dir> (CPU profile of the gateway).
+// Measured: added latency one request at a time (targets interleaved, minus the provider's
+// own), throughput at 16 and 64 connections (autocannon, a fixed number of requests), CPU
+// time per request of every NexoRouter process (from /proc), peak RSS, and holds plus
+// settlements per second on one workspace from two processes. At the end it checks that
+// every request NexoRouter answered was charged exactly once.
+//
+// Loopback only; every loop is bounded. Env: BENCH_REQUESTS (per target and connection
+// count, default 4000), BENCH_SERIAL (requests per target one at a time, default 600),
+// BENCH_HOLDS (default 4000 per process), BENCH_PROFILE=<dir> (a V8 CPU profile of NexoRouter).
 'use strict';
-const { spawn } = require('node:child_process');
+const { fork, spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
+const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
+const autocannon = require('autocannon');
 const { Client } = require('pg');
 const Redis = require('ioredis');
 const { Pool } = require('undici');
 
 const root = join(__dirname, '..');
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
+const SERIAL = Number(process.env.BENCH_SERIAL ?? 600);
 const HOLDS = Number(process.env.BENCH_HOLDS ?? 4000);
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+const ADMIN_TOKEN = randomBytes(24).toString('hex');
+const PROVIDER_KEY = 'sk-bench-provider';
+const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-const ms = (n) => `${n.toFixed(3)} ms`;
+const fmt = (n, digits = 3) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The fake provider runs in a process of its own, as a real provider would: the direct path
-// then pays the same cross-process hop the gateway's upstream call pays.
+// then pays the same cross-process hop as every gateway's upstream call.
 const FAKE_PROVIDER = `
 const { createServer } = require('node:http');
 const body = JSON.stringify({
@@ -52,145 +66,177 @@ server.listen(0, '127.0.0.1', () => process.send(server.address().port));
 process.on('disconnect', () => process.exit(0));
 `;
 
-function fakeProvider() {
-  const child = spawn(process.execPath, ['-e', FAKE_PROVIDER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** A child that reports its port over IPC. */
+function portReporter(args, options = {}) {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...options });
   return new Promise((resolve, reject) => {
-    child.once('message', (port) => resolve({ port, close: () => child.kill('SIGTERM') }));
-    child.once('exit', (code) => reject(new Error(`fake provider exited with ${code}`)));
+    child.once('message', (port) => resolve({ proc: child, origin: `http://127.0.0.1:${port}` }));
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
   });
 }
 
-async function load(origin, path, headers, payload, count, concurrency) {
-  const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
-  const latencies = [];
-  let next = 0;
-  let failures = 0;
-  const started = performance.now();
-  async function worker() {
-    while (next < count) {
-      next++;
-      const t0 = performance.now();
-      const res = await pool.request({ method: 'POST', path, headers, body: payload });
-      await res.body.arrayBuffer();
-      latencies.push(performance.now() - t0);
-      if (res.statusCode !== 200) failures++;
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  await pool.close();
-  latencies.sort((a, b) => a - b);
-  return { p50: pct(latencies, 50), p90: pct(latencies, 90), p99: pct(latencies, 99), rps: count / seconds, failures };
-}
-
-async function waitReady(url, deadlineMs) {
+async function waitHttp(url, deadlineMs) {
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
     try {
-      const res = await fetch(`${url}/health/ready`);
-      if (res.ok) return;
+      const res = await fetch(url);
+      if (res.status < 500) return;
     } catch {
       // not listening yet
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
-  throw new Error('gateway did not become ready');
+  throw new Error(`${url} did not answer`);
 }
 
-async function api(url, method, path, body) {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+async function freePort() {
+  const { createServer } = require('node:net');
+  const server = createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function startPortkey(providerOrigin) {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [require.resolve('@portkey-ai/gateway/build/start-server.js'), `--port=${port}`, '--headless'], {
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
+  const origin = `http://127.0.0.1:${port}`;
+  await waitHttp(`${origin}/`, 30_000);
+  return {
+    proc,
+    origin,
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${PROVIDER_KEY}`,
+      'x-portkey-provider': 'openai',
+      'x-portkey-custom-host': `${providerOrigin}/v1`,
+    },
+  };
 }
 
-async function benchOverhead(dbUrl, prefix) {
-  const provider = await fakeProvider();
-  const providerUrl = `http://127.0.0.1:${provider.port}`;
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  // BENCH_PROFILE=dir writes a V8 CPU profile of the gateway there
+async function startNexo(dbUrl, prefix, providerOrigin) {
+  const port = await freePort();
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const gateway = spawn(process.execPath, [...profile, join(root, 'dist/src/main.js')], {
+  const proc = spawn(process.execPath, [...profile, join(root, 'dist/src/main.js')], {
     env: {
       ...process.env,
-      NODE_ENV: 'test',
+      NODE_ENV: 'production',
       PORT: String(port),
       DATABASE_URL: dbUrl,
       REDIS_URL,
       REDIS_PREFIX: prefix,
       ADMIN_TOKEN,
-      NEXO_SEED_DEMO: 'false',
-      NEXO_ROLE: process.env.BENCH_ROLE ?? 'all',
-      PROVIDER_DEEPSEEK_BASE_URL: `${providerUrl}/v1`,
-      PROVIDER_DEEPSEEK_API_KEY: 'sk-bench',
+      JWT_SECRET: randomBytes(32).toString('hex'),
+      NEXO_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      NEXO_ROLE: 'all',
+      LOG_LEVEL: 'warn',
+      ACCESS_LOG: 'false',
+      PROVIDER_DEEPSEEK_BASE_URL: `${providerOrigin}/v1`,
+      PROVIDER_DEEPSEEK_API_KEY: PROVIDER_KEY,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitReady(url, 30_000);
-    const ws = await api(url, 'POST', '/admin/workspaces', { name: 'bench' });
-    await api(url, 'POST', `/admin/workspaces/${ws.id}/credits`, { amount_micros: 1_000_000_000_000 });
-    const key = await api(url, 'POST', `/admin/workspaces/${ws.id}/keys`, { name: 'bench' });
-    const payload = JSON.stringify({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Say ok.' }], max_tokens: 16 });
-    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key.key}` };
-    // warm both paths (JIT, pools, caches)
-    await load(providerUrl, '/v1/chat/completions', headers, payload, 300, CONCURRENCY);
-    await load(url, '/v1/chat/completions', headers, payload, 300, CONCURRENCY);
-    const direct = await load(providerUrl, '/v1/chat/completions', headers, payload, REQUESTS, CONCURRENCY);
-    const viaGateway = await load(url, '/v1/chat/completions', headers, payload, REQUESTS, CONCURRENCY);
-    const serial = await load(url, '/v1/chat/completions', headers, payload, Math.min(REQUESTS, 500), 1);
-    const serialDirect = await load(providerUrl, '/v1/chat/completions', headers, payload, Math.min(REQUESTS, 500), 1);
-    return { direct, viaGateway, serial, serialDirect };
-  } finally {
-    const exited = new Promise((resolve) => gateway.once('exit', resolve));
-    gateway.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    provider.close();
-  }
+  const origin = `http://127.0.0.1:${port}`;
+  await waitHttp(`${origin}/health/ready`, 60_000);
+  const admin = async (method, path, body) => {
+    const res = await fetch(`${origin}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const ws = await admin('POST', '/admin/workspaces', { name: 'bench' });
+  await admin('POST', `/admin/workspaces/${ws.id}/credits`, { amount_micros: 1_000_000_000_000, reason: 'bench' });
+  // scoped and rate-limited (limits far above what the bench sends): every check runs
+  const key = await admin('POST', `/admin/workspaces/${ws.id}/keys`, {
+    name: 'bench',
+    models: ['deepseek-v4-flash'],
+    rpm_limit: 10_000_000,
+    tpm_limit: 2_000_000_000,
+  });
+  return {
+    proc,
+    origin,
+    workspaceId: ws.id,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key.key}` },
+  };
 }
 
-const LUA_HOLD = `
-local available = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(redis.call('GET', KEYS[2]) or '0')
-local amount = tonumber(ARGV[1])
-if available < amount then return 0 end
-redis.call('INCRBY', KEYS[2], amount)
-redis.call('SET', KEYS[3], amount, 'EX', 900)
-return 1`;
-const LUA_SETTLE = `
-local held = redis.call('GET', KEYS[3])
-if not held then return 0 end
-redis.call('DEL', KEYS[3])
-redis.call('DECRBY', KEYS[2], held)
-redis.call('DECRBY', KEYS[1], ARGV[1])
-return 1`;
+/** CPU ms (user + system) and peak RSS (MB) of a process, from /proc. */
+function procStats(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuMs = (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+  return { cpuMs, peakRssMb: hwm ? Number(hwm[1]) / 1024 : NaN };
+}
 
-async function benchHolds(dbUrl, prefix) {
+const PAYLOAD = JSON.stringify({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Say ok.' }], max_tokens: 16 });
+
+function cannon(target, connections, amount) {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: `${target.origin}/v1/chat/completions`,
+        method: 'POST',
+        headers: target.headers,
+        body: PAYLOAD,
+        connections,
+        amount,
+        timeout: 30,
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+  });
+}
+
+/** One request at a time to every target in turn (a new order each round), so drift hits all alike. */
+async function serialLatency(targets, rounds) {
+  const pools = new Map(targets.map((t) => [t.name, new Pool(t.origin, { connections: 1, pipelining: 1 })]));
+  const samples = new Map(targets.map((t) => [t.name, []]));
+  const failures = new Map(targets.map((t) => [t.name, 0]));
+  for (let i = 0; i < rounds; i++) {
+    const order = [...targets].sort(() => Math.random() - 0.5);
+    for (const t of order) {
+      const t0 = performance.now();
+      const res = await pools.get(t.name).request({ method: 'POST', path: '/v1/chat/completions', headers: t.headers, body: PAYLOAD });
+      await res.body.arrayBuffer();
+      samples.get(t.name).push(performance.now() - t0);
+      if (res.statusCode !== 200) failures.set(t.name, failures.get(t.name) + 1);
+    }
+  }
+  await Promise.all([...pools.values()].map((p) => p.close()));
+  const out = {};
+  for (const t of targets) {
+    const s = samples.get(t.name).sort((a, b) => a - b);
+    out[t.name] = { p50: pct(s, 50), p99: pct(s, 99), failures: failures.get(t.name) };
+  }
+  return out;
+}
+
+// ---- holds and settlements on one workspace, from two processes ----
+
+async function holdsWorker(dbUrl, ws, key, count, concurrency) {
   const clients = await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: concurrency }, async () => {
       const c = new Client({ connectionString: dbUrl });
       await c.connect();
       return c;
     }),
   );
-  const [{ id: ws }] = (
-    await clients[0].query(`INSERT INTO workspaces (name, balance_micros) VALUES ('holds', 1000000000000) RETURNING id`)
-  ).rows;
-  const [{ id: key }] = (
-    await clients[0].query(
-      `INSERT INTO api_keys (workspace_id, name, key_hash, prefix, last_four) VALUES ($1, 'k', $2, 'p', 'l') RETURNING id`,
-      [ws, randomBytes(16).toString('hex')],
-    )
-  ).rows;
+  const tag = randomBytes(4).toString('hex');
   let n = 0;
-  const t0 = performance.now();
   await Promise.all(
     clients.map(async (c) => {
-      while (n < HOLDS) {
-        const id = `bench_${n++}`;
+      while (n < count) {
+        const id = `bench_${tag}_${n++}`;
         await c.query('SELECT * FROM nexo_place_hold($1, $2, $3, $4, 900, $5)', [id, ws, key, 1000, 'm']);
         await c.query('SELECT * FROM nexo_settle($1, $2, $3, $4, $5, 10, 5, 500, $6, 200, NULL, 1, false, now())', [
           id,
@@ -203,28 +249,61 @@ async function benchHolds(dbUrl, prefix) {
       }
     }),
   );
-  const pgSeconds = (performance.now() - t0) / 1000;
   await Promise.all(clients.map((c) => c.end()));
+}
 
-  const redisClients = Array.from({ length: CONCURRENCY }, () => new Redis(REDIS_URL));
-  const k = (s) => `${prefix}:holdbench:${s}`;
-  await redisClients[0].set(k('balance'), 1_000_000_000_000);
-  let m = 0;
-  const t1 = performance.now();
+async function benchHolds(dbUrl) {
+  const c = new Client({ connectionString: dbUrl });
+  await c.connect();
+  const [{ id: ws }] = (await c.query(`INSERT INTO workspaces (name, balance_micros) VALUES ('holds', 1000000000000) RETURNING id`)).rows;
+  const [{ id: key }] = (
+    await c.query(`INSERT INTO api_keys (workspace_id, name, key_hash, prefix, last_four) VALUES ($1, 'k', $2, 'p', 'l') RETURNING id`, [
+      ws,
+      randomBytes(16).toString('hex'),
+    ])
+  ).rows;
+  await c.end();
+  const t0 = performance.now();
   await Promise.all(
-    redisClients.map(async (r) => {
-      while (m < HOLDS) {
-        const id = k(`hold:${m++}`);
-        await r.eval(LUA_HOLD, 3, k('balance'), k('held'), id, 1000);
-        await r.eval(LUA_SETTLE, 3, k('balance'), k('held'), id, 500);
-      }
-    }),
+    [0, 1].map(
+      () =>
+        new Promise((resolve, reject) => {
+          const child = fork(__filename, ['--holds-worker', dbUrl, ws, key, String(HOLDS), '16'], { stdio: 'inherit' });
+          child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`holds worker exited with ${code}`))));
+        }),
+    ),
   );
-  const redisSeconds = (performance.now() - t1) / 1000;
-  const keys = await redisClients[0].keys(`${prefix}:holdbench:*`);
-  if (keys.length) await redisClients[0].del(...keys);
-  redisClients.forEach((r) => r.disconnect());
-  return { pg: HOLDS / pgSeconds, redis: HOLDS / redisSeconds };
+  return (2 * HOLDS) / ((performance.now() - t0) / 1000);
+}
+
+// ---- exactly-once check ----
+
+async function waitSettled(dbUrl, workspaceId, answered) {
+  const c = new Client({ connectionString: dbUrl });
+  await c.connect();
+  try {
+    const deadline = Date.now() + 120_000;
+    let row;
+    for (;;) {
+      row = (
+        await c.query(
+          `SELECT (SELECT count(*) FROM usage_logs WHERE workspace_id = $1 AND status = 200)::int AS logged,
+                  (SELECT count(*) FROM usage_logs WHERE workspace_id = $1)::int AS logs,
+                  (SELECT COALESCE(sum(cost_micros), 0) FROM usage_logs WHERE workspace_id = $1)::bigint AS logged_cost,
+                  (SELECT COALESCE(-sum(amount_micros), 0) FROM ledger_entries WHERE workspace_id = $1 AND kind = 'charge')::bigint AS charged,
+                  (SELECT count(*) FROM ledger_entries WHERE workspace_id = $1 AND kind = 'charge')::int AS charges,
+                  (SELECT 1000000000000 - balance_micros FROM workspaces WHERE id = $1)::bigint AS spent,
+                  (SELECT held_micros FROM workspaces WHERE id = $1)::bigint AS held`,
+          [workspaceId],
+        )
+      ).rows[0];
+      if ((row.logs >= answered && Number(row.held) === 0) || Date.now() > deadline) break;
+      await sleep(500);
+    }
+    return row;
+  } finally {
+    await c.end();
+  }
 }
 
 async function main() {
@@ -237,33 +316,121 @@ async function main() {
     u.pathname = `/${name}`;
     return u.toString();
   })();
+  const procs = [];
   try {
     const { loadConfig } = require(join(root, 'dist/src/config/app-config.js'));
     const { migrateDatabase } = require(join(root, 'dist/src/database/prepare-database.js'));
     await migrateDatabase(loadConfig({ NODE_ENV: 'test', DATABASE_URL: dbUrl }));
 
-    console.log(`Gateway overhead: ${REQUESTS} chat completions, concurrency ${CONCURRENCY}, provider answering at once`);
-    const o = await benchOverhead(dbUrl, prefix);
-    const row = (label, r) =>
-      console.log(
-        `  ${label.padEnd(26)} p50 ${ms(r.p50)}  p90 ${ms(r.p90)}  p99 ${ms(r.p99)}  ${r.rps.toFixed(0)} req/s${r.failures ? `  (${r.failures} non-200)` : ''}`,
-      );
-    row('direct to provider', o.direct);
-    row('through the gateway', o.viaGateway);
-    row('direct, one at a time', o.serialDirect);
-    row('gateway, one at a time', o.serial);
-    console.log(
-      `  added latency, one at a time: p50 ${ms(o.serial.p50 - o.serialDirect.p50)}, p99 ${ms(o.serial.p99 - o.serialDirect.p99)}`,
-    );
-    console.log(
-      `  added latency, concurrency ${CONCURRENCY}: p50 ${ms(o.viaGateway.p50 - o.direct.p50)}, p99 ${ms(o.viaGateway.p99 - o.direct.p99)}`,
-    );
+    const provider = await portReporter(['-e', FAKE_PROVIDER]);
+    procs.push(provider.proc);
+    const bare = await portReporter([join(__dirname, 'bare-proxy.js'), provider.origin]);
+    procs.push(bare.proc);
+    const portkey = await startPortkey(provider.origin);
+    procs.push(portkey.proc);
+    const nexo = await startNexo(dbUrl, prefix, provider.origin);
+    procs.push(nexo.proc);
+    const plain = { 'content-type': 'application/json', authorization: `Bearer ${PROVIDER_KEY}` };
+    const targets = [
+      { name: 'provider', label: 'provider directly', origin: provider.origin, headers: plain, proc: provider.proc },
+      { name: 'bare', label: 'bare undici proxy', origin: bare.origin, headers: plain, proc: bare.proc },
+      { name: 'portkey', label: 'Portkey gateway', origin: portkey.origin, headers: portkey.headers, proc: portkey.proc },
+      { name: 'nexo', label: 'NexoRouter', origin: nexo.origin, headers: nexo.headers, proc: nexo.proc },
+    ];
+    let nexoAnswered = 0;
+    const count200 = (t, r) => {
+      if (t.name === 'nexo') nexoAnswered += r['2xx'];
+    };
 
-    console.log(`\nHolds on one workspace (place + settle), ${HOLDS} of them, concurrency ${CONCURRENCY}`);
-    const h = await benchHolds(dbUrl, prefix);
-    console.log(`  PostgreSQL conditional update (used): ${h.pg.toFixed(0)} holds/s`);
-    console.log(`  Redis Lua script (alternative):       ${h.redis.toFixed(0)} holds/s`);
+    console.log(`Warming up (JIT, pools, caches) ...`);
+    for (const t of targets) count200(t, await cannon(t, 16, 1000));
+
+    console.log(`Latency, one request at a time: ${SERIAL} rounds over the four targets, interleaved ...`);
+    const serial = await serialLatency(targets, SERIAL);
+    nexoAnswered += SERIAL - serial.nexo.failures;
+
+    const results = {};
+    for (const t of targets) results[t.name] = { serial: serial[t.name] };
+    for (const connections of [16, 64]) {
+      for (const t of targets) {
+        console.log(`Throughput: ${REQUESTS} requests over ${connections} connections to ${t.label} ...`);
+        const before = procStats(t.proc.pid);
+        const t0 = performance.now();
+        const r = await cannon(t, connections, REQUESTS);
+        const seconds = (performance.now() - t0) / 1000;
+        const after = procStats(t.proc.pid);
+        count200(t, r);
+        results[t.name][connections] = {
+          rps: r['2xx'] / seconds,
+          non2xx: r.non2xx + r.errors + r.timeouts,
+          p50: r.latency.p50,
+          p99: r.latency.p99,
+          cpuUsPerRequest: ((after.cpuMs - before.cpuMs) * 1000) / Math.max(1, r['2xx']),
+        };
+        results[t.name].peakRssMb = after.peakRssMb;
+      }
+    }
+
+    console.log('Holds and settlements on one workspace from two processes ...');
+    const holdsPerSecond = await benchHolds(dbUrl);
+
+    console.log('Checking that every answered request was charged exactly once ...');
+    const settled = await waitSettled(dbUrl, nexo.workspaceId, nexoAnswered);
+
+    // ---- the table ----
+    const base = results.provider.serial.p50;
+    const base99 = results.provider.serial.p99;
+    console.log('\n| target | added p50 (1 at a time) | added p99 | req/s @16 | req/s @64 | CPU µs/req @64 | peak RSS MB | errors |');
+    console.log('|---|---|---|---|---|---|---|---|');
+    for (const t of targets) {
+      const r = results[t.name];
+      const added = t.name === 'provider' ? '—' : `${fmt(r.serial.p50 - base)} ms`;
+      const added99 = t.name === 'provider' ? '—' : `${fmt(r.serial.p99 - base99)} ms`;
+      const errors = r[16].non2xx + r[64].non2xx + r.serial.failures;
+      console.log(
+        `| ${t.label} | ${added} | ${added99} | ${fmt(r[16].rps, 0)} | ${fmt(r[64].rps, 0)} | ${fmt(r[64].cpuUsPerRequest, 0)} | ${fmt(r.peakRssMb, 0)} | ${errors} |`,
+      );
+    }
+    const n = results.nexo;
+    const checks = [
+      ['throughput @64 vs Portkey (target ≥ 2×)', n[64].rps / results.portkey[64].rps, (v) => v >= 2, (v) => `${fmt(v, 2)}×`],
+      [
+        'added p50 one at a time (target < 1 ms)',
+        n.serial.p50 - base,
+        (v) => v < 1,
+        (v) => `${fmt(v)} ms (${fmt((n.serial.p50 - base) / Math.max(0.001, results.portkey.serial.p50 - base), 2)}× Portkey's)`,
+      ],
+      [
+        'added p50 minus the bare proxy’s (target ≤ 0.5 ms)',
+        n.serial.p50 - results.bare.serial.p50,
+        (v) => v <= 0.5,
+        (v) => `${fmt(v)} ms`,
+      ],
+      ['added p99 one at a time (target < 5 ms)', n.serial.p99 - base99, (v) => v < 5, (v) => `${fmt(v)} ms`],
+      ['CPU per request, all NexoRouter processes (target ≤ 600 µs)', n[64].cpuUsPerRequest, (v) => v <= 600, (v) => `${fmt(v, 0)} µs`],
+      ['peak RSS (target < 300 MB)', n.peakRssMb, (v) => v < 300, (v) => `${fmt(v, 0)} MB`],
+      ['holds + settlements/s on one workspace, 2 processes (target ≥ 10,000)', holdsPerSecond, (v) => v >= 10_000, (v) => fmt(v, 0)],
+    ];
+    console.log('\n| measure | this run | target met |');
+    console.log('|---|---|---|');
+    for (const [label, value, ok, show] of checks) console.log(`| ${label} | ${show(value)} | ${ok(value) ? 'yes' : 'no'} |`);
+
+    const exact =
+      settled.logged === nexoAnswered &&
+      settled.logs === nexoAnswered &&
+      settled.charges === settled.logged &&
+      BigInt(settled.logged_cost) === BigInt(settled.charged) &&
+      BigInt(settled.charged) === BigInt(settled.spent) &&
+      BigInt(settled.held) === 0n;
+    console.log(
+      `\nNexoRouter answered ${nexoAnswered} requests 200; usage logs ${settled.logs} (${settled.logged} with 200), charges ${settled.charges}, ` +
+        `charged ${settled.charged} micro-USD, logged cost ${settled.logged_cost}, balance moved ${settled.spent}, still held ${settled.held}: ` +
+        (exact ? 'every answered request charged exactly once.' : 'MISMATCH.'),
+    );
+    if (!exact) process.exitCode = 1;
   } finally {
+    for (const p of procs.reverse()) p.kill('SIGTERM');
+    await sleep(1000);
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     const redis = new Redis(REDIS_URL);
@@ -273,7 +440,18 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (process.argv[2] === '--holds-worker') {
+  const [dbUrl, ws, key, count, concurrency] = process.argv.slice(3);
+  holdsWorker(dbUrl, ws, key, Number(count), Number(concurrency)).then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+} else {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
