@@ -5,7 +5,7 @@ import type { SessionPrincipal } from '../accounts/session-principal';
 import { SessionAuth } from '../common/auth-scope';
 import { strictValidation } from '../common/validation';
 import { CheckoutService } from './checkout.service';
-import { CheckoutCreateDto, CheckoutCreatedDto, CheckoutStatusDto } from './payments.dto';
+import { CheckoutConfigDto, CheckoutCreateDto, CheckoutCreatedDto, CheckoutStatusDto } from './payments.dto';
 
 /** Top-ups of the signed-in member's workspace through Stripe Checkout. */
 @ApiTags('Dashboard API')
@@ -14,6 +14,15 @@ import { CheckoutCreateDto, CheckoutCreatedDto, CheckoutStatusDto } from './paym
 @Controller('dashboard/billing')
 export class CheckoutController {
   constructor(private readonly checkout: CheckoutService) {}
+
+  @Get('config')
+  @ApiOperation({
+    summary: 'Whether top-ups are available on this gateway, and the bounds of one top-up (answers without Stripe keys too)',
+  })
+  @ApiOkResponse({ type: CheckoutConfigDto })
+  config(): CheckoutConfigDto {
+    return this.checkout.topupConfig();
+  }
 
   @Post('checkout')
   @ApiOperation({ summary: 'Start a Stripe Checkout top-up; the credit arrives with the signed payment webhook' })

@@ -4,7 +4,7 @@ import Stripe from 'stripe';
 import type { SessionPrincipal } from '../accounts/session-principal';
 import { GatewayError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
 import { AppConfig } from '../config/app-config';
-import { CheckoutCreateDto, CheckoutCreatedDto, CheckoutStatusDto } from './payments.dto';
+import { CheckoutConfigDto, CheckoutCreateDto, CheckoutCreatedDto, CheckoutStatusDto } from './payments.dto';
 import { BillingUnavailableError } from './payments.errors';
 import { PaymentsRepository } from './payments.repository';
 import { STRIPE_CLIENT } from './stripe-client';
@@ -22,6 +22,12 @@ export class CheckoutService {
     private readonly config: AppConfig,
     private readonly payments: PaymentsRepository,
   ) {}
+
+  /** What the dashboard's top-up form needs to know before it sends anything. */
+  topupConfig(): CheckoutConfigDto {
+    const { minCents, maxCents } = this.config.topup;
+    return { enabled: this.stripe !== null, min_cents: minCents, max_cents: maxCents, currency: 'usd' };
+  }
 
   /**
    * A Checkout Session for `amount_cents` of credits, for the caller's workspace and its one

@@ -12,6 +12,16 @@ export class CheckoutCreatedDto {
   @ApiProperty({ description: "Stripe's hosted payment page" }) url: string;
 }
 
+export class CheckoutConfigDto {
+  /** false when this gateway has no Stripe keys: top-ups answer 503 */
+  enabled: boolean;
+  /** the smallest top-up, in US cents (TOPUP_MIN_CENTS) */
+  min_cents: number;
+  /** the largest top-up, in US cents (TOPUP_MAX_CENTS) */
+  max_cents: number;
+  @ApiProperty({ enum: ['usd'] }) currency: 'usd';
+}
+
 export class CheckoutStatusDto {
   @ApiProperty({ enum: ['pending', 'credited', 'expired', 'failed'] }) status: string;
   @ApiProperty({ description: 'credited, or to be credited, in micro-USD' }) amount_micros: number;

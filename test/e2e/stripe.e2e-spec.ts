@@ -189,8 +189,10 @@ describe('Stripe top-ups (end to end)', () => {
       },
     );
 
-    it('accepts the bounds themselves', async () => {
+    it('accepts the bounds themselves, which the dashboard reads before it sends', async () => {
       const c = await signup();
+      const config = await as(c).get('/dashboard/billing/config').expect(200);
+      expect(config.body).toEqual({ enabled: true, min_cents: 500, max_cents: 1_000_000, currency: 'usd' });
       await checkout(c, 500);
       await checkout(c, 1_000_000);
     });
@@ -532,6 +534,10 @@ describe('Stripe top-ups (end to end)', () => {
       await plain.http().get('/dashboard/billing/checkout/cs_test_x').set('authorization', auth).expect(503);
       await plain.http().post('/webhooks/stripe').set('stripe-signature', 't=1,v1=x').send('{}').expect(503);
       await plain.http().get('/dashboard/workspace').set('authorization', auth).expect(200);
+      // the dashboard asks first, so it can say top-ups are not configured before anyone clicks
+      const config = await plain.http().get('/dashboard/billing/config').set('authorization', auth).expect(200);
+      expect(config.body).toEqual({ enabled: false, min_cents: 500, max_cents: 1_000_000, currency: 'usd' });
+      await plain.http().get('/dashboard/billing/config').expect(401);
     } finally {
       await plain.close();
     }
