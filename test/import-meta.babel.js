@@ -14,6 +14,8 @@ module.exports = function importMetaToCommonJs({ types: t, template }) {
         if (name === 'url') parent.replaceWith(t.cloneNode(url));
         else if (name === 'dirname') parent.replaceWith(t.identifier('__dirname'));
         else if (name === 'filename') parent.replaceWith(t.identifier('__filename'));
+        // @nestjs/terminus checks optional peers with import.meta.resolve (resolving, never loading)
+        else if (name === 'resolve') parent.replaceWith(t.memberExpression(t.identifier('require'), t.identifier('resolve')));
       },
     },
   };
