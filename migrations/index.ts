@@ -5,6 +5,7 @@ import { UsageOutcomeUnknown1764200000100 } from './1764200000100-UsageOutcomeUn
 import { Accounts1764300000000 } from './1764300000000-Accounts';
 import { DashboardUsage1764300000100 } from './1764300000100-DashboardUsage';
 import { Payments1764400000000 } from './1764400000000-Payments';
+import { ProviderFailover1764400000200 } from './1764400000200-ProviderFailover';
 
 export const MIGRATIONS = [
   Initial1764100000000,
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   Accounts1764300000000,
   DashboardUsage1764300000100,
   Payments1764400000000,
+  ProviderFailover1764400000200,
 ];

@@ -26,7 +26,8 @@ export interface OpenHoldTotals {
   micros: number;
 }
 
-const SETTLE_SQL = 'SELECT * FROM nexo_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14 / 1000.0))';
+const SETTLE_SQL =
+  'SELECT * FROM nexo_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14 / 1000.0), $15::integer)';
 
 function settleParams(s: Settlement): unknown[] {
   return [
@@ -44,6 +45,7 @@ function settleParams(s: Settlement): unknown[] {
     s.latencyMs,
     s.stream,
     s.createdAt,
+    s.attempts ?? null,
   ];
 }
 

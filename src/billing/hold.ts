@@ -31,6 +31,8 @@ export interface HoldOutcome {
   latencyMs: number;
   /** ms since epoch when the request arrived. */
   createdAt: number;
+  /** Times the request was sent upstream, retries and fallbacks included (0: never forwarded); absent: unknown. */
+  attempts?: number;
 }
 
 export interface SettleReceipt {
@@ -100,6 +102,7 @@ export class Hold {
       latencyMs: o.latencyMs,
       stream: o.stream,
       createdAt: o.createdAt,
+      attempts: o.attempts ?? null,
     };
   }
 }

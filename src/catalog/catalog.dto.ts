@@ -1,7 +1,37 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf } from 'class-validator';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  Max,
+  Min,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
 import { DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_TOKENS_FIELDS } from './provider.entity';
 import type { MaxTokensField } from './provider.entity';
+
+/** Most fallbacks one model may have. */
+export const MAX_FALLBACKS = 8;
+
+export class ModelFallbackDto {
+  @ApiProperty({ example: 'openai' })
+  @IsString()
+  @Length(1, 64)
+  provider: string;
+
+  @ApiProperty({ example: 'gpt-4o-mini' })
+  @IsString()
+  @Length(1, 200)
+  upstream_model: string;
+}
 
 export class ModelUpsertDto {
   @ApiProperty({ example: 'Qwen/Qwen-Plus' })
@@ -51,6 +81,18 @@ export class ModelUpsertDto {
   @Min(1)
   @Max(100_000_000)
   context_length?: number | null;
+
+  /**
+   * Tried in order when the model's provider fails after its retries (or its circuit breaker is
+   * open); each provider must exist. Omitted: unchanged; `[]` removes them.
+   */
+  @ApiPropertyOptional({ type: [ModelFallbackDto] })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(MAX_FALLBACKS)
+  @ValidateNested({ each: true })
+  @Type(() => ModelFallbackDto)
+  fallbacks?: ModelFallbackDto[];
 }
 
 export class ProviderUpsertDto {
@@ -96,6 +138,8 @@ export class ModelDto {
   sellable: boolean;
   max_output_tokens: number;
   context_length: number | null;
+  /** Tried in order when the model's provider fails. */
+  fallbacks: ModelFallbackDto[];
 }
 
 /** A model customers can use, with its prices (the dashboard's price list and scope picker). */

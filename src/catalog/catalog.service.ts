@@ -20,6 +20,12 @@ export interface ResolvedProvider {
   maxTokensField: MaxTokensField;
 }
 
+/** One place a model's requests can go: a provider and the model's name there. */
+export interface UpstreamRoute {
+  provider: ResolvedProvider;
+  upstreamModel: string;
+}
+
 /** Safety net for a missed invalidation (Redis away while an operator changed a price). */
 const SNAPSHOT_TTL_MS = 30_000;
 
@@ -104,13 +110,21 @@ export class CatalogService implements OnModuleInit {
     return snapshot;
   }
 
-  /** A sellable model of the given type, or 404 model_not_found. */
-  async sellable(id: unknown, type: ModelType): Promise<{ model: ModelEntity; provider: ResolvedProvider }> {
+  /**
+   * A sellable model of the given type, or 404 model_not_found, with where its requests go: its
+   * own provider first, then its fallbacks in order (those whose provider still exists).
+   */
+  async sellable(id: unknown, type: ModelType): Promise<{ model: ModelEntity; provider: ResolvedProvider; routes: UpstreamRoute[] }> {
     const snap = await this.current();
     const model = typeof id === 'string' ? snap.models.get(id) : undefined;
     const provider = model ? snap.providers.get(model.providerId) : undefined;
     if (!model || !model.sellable || model.type !== type || !provider) throw new ModelNotFoundError(String(id));
-    return { model, provider };
+    const routes: UpstreamRoute[] = [{ provider, upstreamModel: model.upstreamModel }];
+    for (const fallback of model.fallbacks ?? []) {
+      const other = snap.providers.get(fallback.provider);
+      if (other) routes.push({ provider: other, upstreamModel: fallback.upstream_model });
+    }
+    return { model, provider, routes };
   }
 
   async listSellable(scope: ReadonlySet<string> | null): Promise<ModelEntity[]> {
@@ -159,6 +173,15 @@ export class CatalogService implements OnModuleInit {
     if (!(await this.catalog.providerExists(dto.provider))) {
       throw new InvalidRequestError(`Unknown provider '${dto.provider}'. Create it with PUT /admin/providers first.`, 'provider');
     }
+    const fallbacks = dto.fallbacks?.map((f) => ({ provider: f.provider, upstream_model: f.upstream_model }));
+    for (const [i, fallback] of (fallbacks ?? []).entries()) {
+      if (!(await this.catalog.providerExists(fallback.provider))) {
+        throw new InvalidRequestError(
+          `Unknown provider '${clip(fallback.provider)}' in fallbacks[${i}]. Create it with PUT /admin/providers first.`,
+          `fallbacks[${i}].provider`,
+        );
+      }
+    }
     const existing = await this.catalog.findModel(dto.id);
     const saved = await this.catalog.saveModel({
       ...existing,
@@ -171,6 +194,8 @@ export class CatalogService implements OnModuleInit {
       sellable: dto.sellable,
       maxOutputTokens: dto.max_output_tokens ?? existing?.maxOutputTokens ?? 4_096,
       contextLength: dto.context_length !== undefined ? dto.context_length : (existing?.contextLength ?? null),
+      // omitted keeps them; null or [] removes them
+      fallbacks: dto.fallbacks !== undefined ? (fallbacks ?? []) : (existing?.fallbacks ?? []),
     });
     await this.invalidate();
     return CatalogService.modelDto(saved);
@@ -277,6 +302,7 @@ export class CatalogService implements OnModuleInit {
       sellable: m.sellable,
       max_output_tokens: m.maxOutputTokens,
       context_length: m.contextLength,
+      fallbacks: (m.fallbacks ?? []).map((f) => ({ provider: f.provider, upstream_model: f.upstream_model })),
     };
   }
 }

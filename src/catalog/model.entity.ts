@@ -3,6 +3,12 @@ import { bigintMicros } from '../common/money';
 
 export type ModelType = 'chat' | 'embedding';
 
+/** Where a model's requests go when its own provider fails: another provider, and the model's name there. */
+export interface ModelFallback {
+  provider: string;
+  upstream_model: string;
+}
+
 @Entity({ name: 'models' })
 export class ModelEntity {
   /** Public id, as customers send it (`Qwen/Qwen-Plus`). */
@@ -34,6 +40,10 @@ export class ModelEntity {
 
   @Column({ name: 'context_length', type: 'integer', nullable: true })
   contextLength: number | null;
+
+  /** Tried in order when the model's provider fails after its retries, or its circuit breaker is open. */
+  @Column({ type: 'jsonb', default: () => "'[]'::jsonb" })
+  fallbacks: ModelFallback[];
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;

@@ -22,8 +22,13 @@ export class UsageLogEntity {
   @Column({ type: 'text' })
   model: string;
 
+  /** The provider that answered (after any fallback), else the last one tried; null when none was. */
   @Column({ type: 'text', nullable: true })
   provider: string | null;
+
+  /** Times the request was sent upstream, over every provider tried; null when unknown. */
+  @Column({ type: 'integer', nullable: true })
+  attempts: number | null;
 
   @Column({ name: 'prompt_tokens', type: 'integer', default: 0 })
   promptTokens: number;

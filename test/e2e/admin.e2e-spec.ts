@@ -514,7 +514,7 @@ describe('admin API', () => {
         context_length: 32_000,
       };
       const created = await gw.admin().put('/admin/models').send(model).expect(200);
-      expect(created.body).toEqual(model);
+      expect(created.body).toEqual({ ...model, fallbacks: [] });
 
       const pricing = async (g: TestGateway) => {
         const res = await g.http().get('/v1/models').set('authorization', `Bearer ${key}`).expect(200);

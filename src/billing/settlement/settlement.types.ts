@@ -22,6 +22,8 @@ export interface Settlement {
   stream: boolean;
   /** ms since epoch when the request arrived. */
   createdAt: number;
+  /** Times the request was sent upstream (retries and fallbacks included); absent or null when unknown. */
+  attempts?: number | null;
 }
 
 export interface SettleResult {
