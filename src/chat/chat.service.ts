@@ -61,6 +61,8 @@ export class ChatService {
     } finally {
       res.off('close', onClose);
       this.metrics.requests.inc({ endpoint: call.path, status });
+      // the answer is out: what the request did not use of its token reservation goes back
+      this.rateLimiter.giveBack(call.tokenReservation, call.usedTokens);
     }
   }
 
@@ -78,7 +80,12 @@ export class ChatService {
 
     call.promptBound = promptTokenBound(body, call.req.bodyBytes);
     call.completionBound = maxOut * (typeof body.n === 'number' ? body.n : 1);
-    await this.rateLimiter.check(key, call.promptBound + call.completionBound);
+    const limits = await this.rateLimiter.check(key, call.promptBound + call.completionBound);
+    if (limits) {
+      call.tokenReservation = limits.reservation;
+      // set now, so they go out with whatever answers: the JSON, the stream's first event, an error
+      for (const [name, value] of Object.entries(limits.headers)) call.res.setHeader(name, value);
+    }
     call.hold = await this.billing.reserve({
       requestId: call.req.id,
       workspaceId: key.workspaceId,

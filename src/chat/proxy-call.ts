@@ -4,6 +4,7 @@ import type { ResolvedProvider } from '../catalog/catalog.service';
 import type { ModelEntity, ModelType } from '../catalog/model.entity';
 import type { GatewayRequest } from '../common/http/request-context';
 import type { AuthenticatedKey } from '../keys/key-cache';
+import type { TokenReservation } from '../ratelimit/rate-limiter.service';
 import type { MeasuredUsage } from './usage-report';
 
 export type ProxyBody = Record<string, unknown>;
@@ -22,6 +23,10 @@ export class ProxyCall {
   promptBound = 0;
   completionBound = 0;
   hold: Hold | null = null;
+  /** Tokens reserved against the key's per-minute limit; what was not used is given back. */
+  tokenReservation: TokenReservation | null = null;
+  /** Tokens the settled outcome counted (0 until settled, and for a request that was not). */
+  usedTokens = 0;
 
   constructor(
     readonly kind: ModelType,
@@ -48,6 +53,7 @@ export class ProxyCall {
   /** What the request came to, for its settlement. */
   outcome(status: number, errorCode: string | null, usage: MeasuredUsage = NOTHING): HoldOutcome {
     const elapsed = Math.round(performance.now() - this.req.startedAt);
+    this.usedTokens = usage.promptTokens + usage.completionTokens;
     return {
       status,
       errorCode,

@@ -53,10 +53,17 @@ export class ModelNotAllowedError extends ApiError {
 }
 
 export class RateLimitError extends ApiError {
-  constructor(kind: 'requests' | 'tokens', limit: number, retryAfterSeconds: number) {
-    super(429, 'rate_limit_exceeded', `Rate limit reached: ${limit} ${kind} per minute. Try again in ${retryAfterSeconds}s.`, kind, null, {
-      'retry-after': String(retryAfterSeconds),
-    });
+  /** `tokens`: what the window had used and what this request asked for (its bound), said in the message. */
+  constructor(kind: 'requests' | 'tokens', limit: number, retryAfterSeconds: number, tokens?: { used: number; requested: number }) {
+    const detail = tokens ? ` Used ${tokens.used}, requested ${tokens.requested} (the prompt bound plus max_tokens).` : '';
+    super(
+      429,
+      'rate_limit_exceeded',
+      `Rate limit reached: ${limit} ${kind} per minute.${detail} Try again in ${retryAfterSeconds}s.`,
+      kind,
+      null,
+      { 'retry-after': String(retryAfterSeconds) },
+    );
   }
 }
 
