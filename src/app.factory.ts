@@ -1,39 +1,63 @@
-import { ConsoleLogger, INestApplication, INestApplicationContext, LoggerService, LogLevel } from '@nestjs/common';
+import { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Express } from 'express';
+import type { Server } from 'node:http';
+import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { requestIdMiddleware } from './common/http/body-parser';
 import { AppConfig } from './config/app-config';
+import { HttpDrain } from './health/http-drain.service';
+import { accessLog } from './logging/access-log';
+import { AppLogger } from './logging/app-logger';
+import { MetricsService } from './metrics/metrics.service';
 import { WEB_APP_ROOT } from './web/web-app.constants';
 import { webAppSecurityHeaders } from './web/web-app.security';
 
-/** Quiet in tests; one JSON object per line in production (for log shippers); readable otherwise. */
-export function appLogger(config: AppConfig): LoggerService {
-  const order: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug'];
-  const logLevels = order.slice(0, order.indexOf(config.logLevel) + 1);
-  return new ConsoleLogger({ logLevels, json: config.isProduction });
+/**
+ * The process's logger: JSON lines in production and tests, short text lines in development,
+ * at LOG_LEVEL; the configured secrets are scrubbed from anything written.
+ */
+export function appLogger(config: AppConfig, destination?: DestinationStream): AppLogger {
+  return new AppLogger({
+    level: config.logLevel,
+    format: config.nodeEnv === 'development' ? 'text' : 'json',
+    secrets: [
+      config.adminToken,
+      config.metricsToken,
+      config.jwtSecret,
+      config.stripe.secretKey,
+      config.stripe.webhookSecret,
+      ...Object.values(config.providerOverrides).map((o) => o.apiKey),
+    ],
+    destination,
+  });
 }
 
 /** The HTTP application, set up identically for `npm start` and the tests. */
-export async function createHttpApp(config: AppConfig): Promise<INestApplication> {
-  const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, logger: appLogger(config) });
+export async function createHttpApp(config: AppConfig, logger: AppLogger = appLogger(config)): Promise<INestApplication> {
+  const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, logger });
   const express = app.getHttpAdapter().getInstance() as Express;
   express.disable('x-powered-by');
   express.set('etag', false);
+  // first: what a graceful shutdown waits for; then the request's id and scope; then, once it
+  // has finished, its access line and metrics
+  const drain = app.get(HttpDrain);
+  drain.attach(app.getHttpServer() as Server);
+  app.use(drain.track);
   app.use(requestIdMiddleware);
+  app.use(accessLog(logger, app.get(MetricsService), [WEB_APP_ROOT]));
+  app.useGlobalInterceptors(drain);
   app.use(WEB_APP_ROOT, webAppSecurityHeaders());
   // no body parser here: the guard reads a body once its key or admin token has been checked
   setupDocs(app);
-  app.enableShutdownHooks();
+  // SIGTERM and SIGINT are handled by main.ts (drain, then close); tests close the app themselves
   return app;
 }
 
 /** Workers only (NEXO_ROLE=worker): no HTTP server. */
-export async function createWorkerContext(config: AppConfig): Promise<INestApplicationContext> {
-  const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger: appLogger(config) });
-  ctx.enableShutdownHooks();
-  return ctx;
+export async function createWorkerContext(config: AppConfig, logger: AppLogger = appLogger(config)): Promise<INestApplicationContext> {
+  return NestFactory.createApplicationContext(AppModule.forRoot(config), { logger });
 }
 
 function setupDocs(app: INestApplication): void {

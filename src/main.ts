@@ -1,13 +1,22 @@
-import { INestApplication, Logger } from '@nestjs/common';
+import { INestApplication, INestApplicationContext, Logger } from '@nestjs/common';
 import { CatalogService } from './catalog/catalog.service';
 import { appLogger, createHttpApp, createWorkerContext } from './app.factory';
-import { ConfigError, loadConfig } from './config/app-config';
+import { SettlementProcessor } from './billing/settlement/settlement.processor';
+import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { migrateDatabase } from './database/prepare-database';
+import { HttpDrain } from './health/http-drain.service';
+import type { AppLogger } from './logging/app-logger';
 import { DemoWorkspaceService } from './setup/demo-workspace.service';
+
+/** The least time the settlement workers get to empty the queue on shutdown, whatever the grace period left. */
+const MIN_QUEUE_DRAIN_MS = 2_000;
+/** Past the grace period, how long closing may still take before the process exits anyway. */
+const HARD_STOP_EXTRA_MS = 15_000;
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  Logger.overrideLogger(appLogger(config));
+  const appLog = appLogger(config);
+  Logger.overrideLogger(appLog);
   const logger = new Logger('NexoRouter');
   const ran = await migrateDatabase(config).catch((err: Error & { code?: string }) => {
     throw new ConfigError(
@@ -16,7 +25,8 @@ async function main(): Promise<void> {
   });
   if (ran.length > 0) logger.log(`Applied migrations: ${ran.join(', ')}`);
 
-  const app = config.runsHttp ? await createHttpApp(config) : await createWorkerContext(config);
+  const app = config.runsHttp ? await createHttpApp(config, appLog) : await createWorkerContext(config, appLog);
+  onShutdownSignal((signal) => shutdown(app, config, appLog, signal));
   await app.get(CatalogService).seed();
   if (config.seedDemo) {
     const demo = await app.get(DemoWorkspaceService).ensure();
@@ -28,6 +38,56 @@ async function main(): Promise<void> {
   } else {
     logger.log(`NexoRouter workers running (role ${config.role})`);
   }
+}
+
+/** SIGTERM or SIGINT, once; a second one while shutting down exits at once. */
+function onShutdownSignal(handler: (signal: NodeJS.Signals) => Promise<void>): void {
+  let started = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (started) process.exit(1);
+      started = true;
+      void handler(signal);
+    });
+  }
+}
+
+/**
+ * Graceful shutdown: readiness turns false and the server stops taking connections at once;
+ * requests and streams in flight get SHUTDOWN_GRACE_MS to finish (then their connections are
+ * closed); the settlement workers work off what those requests queued; then the application
+ * closes (workers, queues, pools) and the process exits 0.
+ */
+async function shutdown(app: INestApplicationContext, config: AppConfig, appLog: AppLogger, signal: NodeJS.Signals): Promise<void> {
+  const logger = new Logger('Shutdown');
+  const started = Date.now();
+  const hardStop = setTimeout(() => {
+    logger.error(`Shutdown still not done after ${Date.now() - started} ms: exiting`);
+    void appLog.flush().finally(() => process.exit(1));
+  }, config.shutdownGraceMs + HARD_STOP_EXTRA_MS);
+  hardStop.unref();
+  let code = 0;
+  try {
+    logger.log(`${signal}: shutting down (grace ${config.shutdownGraceMs} ms)`);
+    if (config.runsHttp) {
+      const drained = await app.get(HttpDrain).drain(config.shutdownGraceMs);
+      logger.log(
+        `HTTP drained in ${drained.ms} ms${drained.clean ? '' : `, ${drained.forced} connections closed at the end of the grace period`}`,
+      );
+    }
+    if (config.runsWorkers) {
+      const left = Math.max(MIN_QUEUE_DRAIN_MS, config.shutdownGraceMs - (Date.now() - started));
+      const { waiting } = await app.get(SettlementProcessor, { strict: false }).drain(left);
+      if (waiting > 0) logger.warn(`${waiting} settlements left queued for the other workers`);
+    }
+    await app.close();
+    logger.log(`Shut down in ${Date.now() - started} ms`);
+  } catch (err) {
+    code = 1;
+    logger.error(`Shutdown failed: ${(err as Error).stack ?? String(err)}`);
+  }
+  await appLog.flush();
+  process.exit(code);
 }
 
 function printDemoKey(port: number, key: string): void {

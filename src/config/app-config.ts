@@ -50,6 +50,8 @@ export class AppConfig {
   seedDemo: boolean;
   /** The least severe level written to the log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** On SIGTERM, how long requests and streams in flight may take to finish before their connections are closed. */
+  shutdownGraceMs: number;
 
   get isProduction(): boolean {
     return this.nodeEnv === 'production';
@@ -137,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.sweepIntervalMs = wholeNumber('SWEEP_INTERVAL_MS', vars.SWEEP_INTERVAL_MS, 30_000, 100, 86_400_000);
   config.seedDemo = !isProduction && vars.NEXO_SEED_DEMO !== 'false';
   config.logLevel = vars.LOG_LEVEL ?? (nodeEnv === 'test' ? 'error' : 'log');
+  config.shutdownGraceMs = wholeNumber('SHUTDOWN_GRACE_MS', vars.SHUTDOWN_GRACE_MS, 10_000, 0, 3_600_000);
   config.providerOverrides = readProviderOverrides(env);
   return config;
 }

@@ -122,4 +122,8 @@ export class EnvironmentVariables {
   @IsOptional()
   @IsIn(['error', 'warn', 'log', 'debug'], { message: 'must be one of error, warn, log, debug' })
   LOG_LEVEL?: 'error' | 'warn' | 'log' | 'debug';
+
+  @optional('SHUTDOWN_GRACE_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  SHUTDOWN_GRACE_MS?: string;
 }

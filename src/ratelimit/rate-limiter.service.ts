@@ -123,6 +123,28 @@ export class RateLimiter {
   }
 
   /**
+   * The headers of the key's current windows, without counting anything (for answers that are
+   * not rate limited themselves); null when the key has no limits or Redis did not answer in time.
+   */
+  async peek(key: AuthenticatedKey): Promise<Record<string, string> | null> {
+    if (key.rpmLimit === null && key.tpmLimit === null) return null;
+    const now = Date.now();
+    const window = String(Math.floor(now / WINDOW_MS));
+    try {
+      const answer = await withTimeout(
+        this.redis.client.mget(this.redis.key('rl', key.id, 'r', window), this.redis.key('rl', key.id, 't', window)),
+        this.config.rateLimitTimeoutMs,
+      );
+      if (answer === TIMED_OUT) throw new Error(`no answer within ${this.config.rateLimitTimeoutMs} ms`);
+      const [requests, tokens] = answer.map((v) => Number(v ?? 0));
+      return rateLimitHeaders(key, requests, tokens, (Math.floor(now / WINDOW_MS) + 1) * WINDOW_MS - now);
+    } catch (err) {
+      this.warn(now, err);
+      return null;
+    }
+  }
+
+  /**
    * Gives back the part of a reservation the request did not use, if its window is still the
    * current one (a later window never counted it). Fire-and-forget: never awaited by a request.
    */

@@ -112,6 +112,17 @@ describe('rate limits (end to end)', () => {
       expect(rateHeaders(refused.headers)).toMatchObject({ 'limit-requests': '4', 'remaining-requests': '0' });
     }
     expect(provider.received.length).toBeGreaterThanOrEqual(4);
+
+    // the other /v1 answers say where the windows stand, without counting themselves
+    for (const path of ['/v1/models', '/v1/key', '/v1/models']) {
+      const res = await fetch(`${children[0].url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+      expect(res.status).toBe(200);
+      expect(rateHeaders(res.headers)).toMatchObject({ 'limit-requests': '4', 'remaining-requests': '0', 'limit-tokens': '100000' });
+      expect(rateHeaders(res.headers)['reset-requests']).toMatch(GO_DURATION);
+    }
+    const unlimited = await gw.workspaceWithKey();
+    const plain = await gw.http().get('/v1/models').set('authorization', `Bearer ${unlimited.key}`).expect(200);
+    expect(rateHeaders(plain.headers)).toEqual({});
   });
 
   it('a tokens-per-minute limit counts the real usage once the request is settled', async () => {

@@ -53,7 +53,10 @@ export class SettlementRecorder {
       : (await this.enqueue(settlement))
         ? queued
         : await this.settleNow(settlement);
-    if (recorded) return recorded;
+    if (recorded) {
+      this.metrics.observeTokens(settlement.model, settlement.promptTokens, settlement.completionTokens);
+      return recorded;
+    }
     // both stores failed: the hold stays reserved and the sweeper releases it later
     this.metrics.settlements.inc({ path: 'lost' });
     return { ok: false, chargedMicros: null };

@@ -7,8 +7,28 @@ import { HoldRepository } from '../hold.repository';
 import { QueueName } from './settlement.constants';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
+/** Scrapes within this time of each other (several Prometheus replicas, say) share one reading. */
+const CACHE_MS = 5_000;
 
-/** Queue depth and money on hold, read when Prometheus scrapes (never on the request path). */
+/** `read`, called at most once per `ms` (concurrent callers share the call in flight); a failure is not kept. */
+function cached<T>(read: () => Promise<T>, ms = CACHE_MS): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | null = null;
+  return () => {
+    if (last && Date.now() - last.at < ms) return last.value;
+    const value = read();
+    const entry = { at: Date.now(), value };
+    last = entry;
+    value.catch(() => {
+      if (last === entry) last = null;
+    });
+    return value;
+  };
+}
+
+/**
+ * Queue depth (failed jobs among the states) and money on hold, read when Prometheus scrapes
+ * (never on the request path), at most once per 5 s.
+ */
 @Injectable()
 export class SettlementMetrics implements OnModuleInit {
   constructor(
@@ -18,8 +38,8 @@ export class SettlementMetrics implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    const queue = this.queue;
-    const holds = this.holds;
+    const jobCounts = cached(() => this.queue.getJobCounts(...JOB_STATES));
+    const holdTotals = cached(() => this.holds.openHoldTotals());
     new Gauge({
       name: 'nexo_queue_jobs',
       help: 'Jobs of the usage (settlement) queue by state',
@@ -27,7 +47,7 @@ export class SettlementMetrics implements OnModuleInit {
       registers: [this.metrics.registry],
       async collect() {
         try {
-          const counts = await queue.getJobCounts(...JOB_STATES);
+          const counts = await jobCounts();
           for (const state of JOB_STATES) this.set({ queue: QueueName.Usage, state }, counts[state] ?? 0);
         } catch {
           this.reset(); // Redis away: no numbers rather than stale ones
@@ -41,7 +61,7 @@ export class SettlementMetrics implements OnModuleInit {
       registers: [this.metrics.registry],
       async collect() {
         try {
-          const totals = await holds.openHoldTotals();
+          const totals = await holdTotals();
           this.reset();
           for (const expired of [false, true]) {
             const row = totals.find((r) => r.expired === expired);

@@ -1,6 +1,6 @@
-import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { BeforeApplicationShutdown, Logger } from '@nestjs/common';
-import { Job } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import { HoldSweeper } from './hold-sweeper.service';
 import { SettlementBatcher } from './settlement-batcher';
 import { JobName, QueueName } from './settlement.constants';
@@ -14,6 +14,7 @@ export class SettlementProcessor extends WorkerHost implements BeforeApplication
   constructor(
     private readonly batcher: SettlementBatcher,
     private readonly sweeper: HoldSweeper,
+    @InjectQueue(QueueName.Usage) private readonly queue: Queue,
   ) {
     super();
   }
@@ -42,6 +43,30 @@ export class SettlementProcessor extends WorkerHost implements BeforeApplication
         this.logger.warn(`Unknown job ${job.name} on queue ${QueueName.Usage}`);
         return null;
     }
+  }
+
+  /**
+   * On SIGTERM, once this process has stopped taking requests: keeps working the queue until
+   * no settlement waits (those of the requests just answered among them) or `timeoutMs` has
+   * passed, then closes the worker, which waits for the jobs in hand. Whatever still waits
+   * stays queued for the other workers (or the next start): settlement is idempotent.
+   */
+  async drain(timeoutMs: number): Promise<{ waiting: number }> {
+    const deadline = Date.now() + timeoutMs;
+    let waiting = 0;
+    for (;;) {
+      try {
+        const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'active');
+        waiting = (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0);
+      } catch (err) {
+        this.logger.warn(`Cannot see the settlement queue while draining: ${(err as Error).message}`);
+        break;
+      }
+      if (waiting === 0 || Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await this.beforeApplicationShutdown();
+    return { waiting };
   }
 
   /**
