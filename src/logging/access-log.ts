@@ -37,9 +37,14 @@ export function accessLog(logger: AppLogger, metrics: MetricsService, staticPref
         request_id: r.id,
         key_id: r.apiKey?.id,
         workspace_id: r.apiKey?.workspaceId,
-        model: typeof body?.model === 'string' ? body.model.slice(0, MAX_MODEL_CHARS) : undefined,
+        model: typeof body?.model === 'string' ? modelField(body.model) : undefined,
       });
     });
     next();
   };
+}
+
+/** The model asked for, clipped; a key pasted into the field is not written. */
+function modelField(model: string): string {
+  return model.includes('nxr_') ? '[redacted]' : model.slice(0, MAX_MODEL_CHARS);
 }
