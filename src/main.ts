@@ -76,7 +76,9 @@ async function shutdown(app: INestApplicationContext, config: AppConfig, appLog:
       );
     }
     if (config.runsWorkers) {
-      const left = Math.max(MIN_QUEUE_DRAIN_MS, config.shutdownGraceMs - (Date.now() - started));
+      // a process that also served HTTP works off what its requests queued; a worker-only one
+      // finishes the jobs in hand and leaves the rest to the other workers
+      const left = config.runsHttp ? Math.max(MIN_QUEUE_DRAIN_MS, config.shutdownGraceMs - (Date.now() - started)) : 0;
       const { waiting } = await app.get(SettlementProcessor, { strict: false }).drain(left);
       if (waiting > 0) logger.warn(`${waiting} settlements left queued for the other workers`);
     }
