@@ -13,9 +13,13 @@ const MIN_QUEUE_DRAIN_MS = 2_000;
 /** Past the grace period, how long closing may still take before the process exits anyway. */
 const HARD_STOP_EXTRA_MS = 15_000;
 
+/** The process's logger once configured: flushed before a failed start exits. */
+let startupLog: AppLogger | undefined;
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const appLog = appLogger(config);
+  startupLog = appLog;
   Logger.overrideLogger(appLog);
   const logger = new Logger('NexoRouter');
   const ran = await migrateDatabase(config).catch((err: Error & { code?: string }) => {
@@ -119,5 +123,5 @@ function redactUrl(url: string): string {
 main().catch((err: Error) => {
   // One clear line for configuration problems; a stack for anything unexpected.
   process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `NexoRouter failed to start: ${err.stack ?? err}\n`);
-  process.exit(1);
+  void (startupLog?.flush() ?? Promise.resolve()).finally(() => process.exit(1));
 });
