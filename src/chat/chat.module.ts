@@ -6,11 +6,12 @@ import { ChatController } from './chat.controller';
 import { ChatService } from './chat.service';
 import { JsonRelay } from './relays/json-relay';
 import { SseRelay } from './relays/sse-relay';
+import { UpstreamRouter } from './upstream/upstream-router';
 import { UpstreamClient } from './upstream/upstream.client';
 
 @Module({
   imports: [CatalogModule, BillingModule, RateLimitModule],
   controllers: [ChatController],
-  providers: [ChatService, JsonRelay, SseRelay, UpstreamClient],
+  providers: [ChatService, JsonRelay, SseRelay, UpstreamClient, UpstreamRouter],
 })
 export class ChatModule {}

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Response } from 'express';
 import { BillingService } from '../billing/billing.service';
 import { promptTokenBound } from '../billing/hold-estimate';
-import { CatalogService } from '../catalog/catalog.service';
+import { CatalogService, type UpstreamRoute } from '../catalog/catalog.service';
 import type { ModelType } from '../catalog/model.entity';
 import { ApiError, ClientClosedError, InvalidRequestError, ModelNotAllowedError } from '../common/errors/api-error';
 import type { GatewayRequest } from '../common/http/request-context';
@@ -13,7 +13,7 @@ import type { ChatCompletionCreateDto, EmbeddingCreateDto } from './chat.dto';
 import { ProxyBody, ProxyCall } from './proxy-call';
 import { JsonRelay } from './relays/json-relay';
 import { SseRelay } from './relays/sse-relay';
-import { UpstreamClient, UpstreamResponse } from './upstream/upstream.client';
+import { UpstreamRouter } from './upstream/upstream-router';
 
 /**
  * The public proxy's decisions: checks (model, max tokens, scope, rate, money) in CONTRACT
@@ -28,7 +28,7 @@ export class ChatService {
     private readonly catalog: CatalogService,
     private readonly billing: BillingService,
     private readonly rateLimiter: RateLimiter,
-    private readonly upstream: UpstreamClient,
+    private readonly upstream: UpstreamRouter,
     private readonly json: JsonRelay,
     private readonly sse: SseRelay,
     private readonly metrics: MetricsService,
@@ -72,7 +72,7 @@ export class ChatService {
     // the body is checked in full before the model (CONTRACT §3 order: 400 before 404)
     if (call.kind === 'chat') validateStop(body.stop);
     else validateEmbeddingInput(body.input);
-    const { model, provider } = await this.catalog.sellable(body.model, call.kind);
+    const { model, provider, routes } = await this.catalog.sellable(body.model, call.kind);
     call.model = model;
     call.provider = provider;
     const maxOut = call.kind === 'chat' ? completionLimit(body, model.maxOutputTokens) : 0;
@@ -98,29 +98,24 @@ export class ChatService {
 
     // gone while we checked and held: nothing is forwarded, nothing charged
     if (call.abort.signal.aborted) throw new ClientClosedError();
-    const started = performance.now();
-    let upstream: UpstreamResponse;
-    try {
-      upstream = await this.upstream.post(provider, call.path, this.payload(call, maxOut), call.abort.signal);
-    } finally {
-      this.metrics.upstreamLatency.observe({ provider: provider.id }, (performance.now() - started) / 1000);
-    }
+    // retries and fallbacks happen here, before any byte reached the client; never after
+    const upstream = await this.upstream.send(call, routes, (route) => this.payload(call, route, maxOut));
     if (upstream.simulated) call.res.setHeader('x-nexo-simulated', 'true');
     const relay = call.stream && upstream.contentType.includes('text/event-stream') ? this.sse : this.json;
     await relay.relay(call, upstream);
   }
 
-  /** The client's body for the provider: its upstream model, and the one completion bound held for. */
-  private payload(call: ProxyCall, maxOut: number): ProxyBody {
-    const payload: ProxyBody = { ...call.body, model: call.model.upstreamModel };
+  /** The client's body for one provider: the model's name there, and the one completion bound held for. */
+  private payload(call: ProxyCall, route: UpstreamRoute, maxOut: number): ProxyBody {
+    const payload: ProxyBody = { ...call.body, model: route.upstreamModel };
     if (call.kind !== 'chat') return payload;
     // the bound binds the provider, in the field it honours (CONTRACT §2): a provider that knows
     // only max_tokens would ignore max_completion_tokens, and one that honours the larger of two
     // different values would produce more than was held for
     delete payload.max_tokens;
     delete payload.max_completion_tokens;
-    if (call.provider.maxTokensField !== 'max_completion_tokens') payload.max_tokens = maxOut;
-    if (call.provider.maxTokensField !== 'max_tokens') payload.max_completion_tokens = maxOut;
+    if (route.provider.maxTokensField !== 'max_completion_tokens') payload.max_tokens = maxOut;
+    if (route.provider.maxTokensField !== 'max_tokens') payload.max_completion_tokens = maxOut;
     if (call.stream) payload.stream_options = { ...(call.body.stream_options as object), include_usage: true };
     return payload;
   }

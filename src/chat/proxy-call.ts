@@ -19,10 +19,13 @@ export class ProxyCall {
   /** Aborted when the client goes away, from the first moment of the request. */
   readonly abort = new AbortController();
   model: ModelEntity;
+  /** The provider sent to last: the one that answered, once one has. */
   provider: ResolvedProvider;
   promptBound = 0;
   completionBound = 0;
   hold: Hold | null = null;
+  /** Sends upstream so far, over every provider tried (retries and fallbacks). */
+  attempts = 0;
   /** Tokens reserved against the key's per-minute limit; what was not used is given back. */
   tokenReservation: TokenReservation | null = null;
   /** Tokens the settled outcome counted (0 until settled, and for a request that was not). */
@@ -62,6 +65,7 @@ export class ProxyCall {
       stream: this.stream,
       latencyMs: elapsed,
       createdAt: Date.now() - elapsed,
+      attempts: this.attempts,
     };
   }
 }

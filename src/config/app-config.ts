@@ -36,7 +36,16 @@ export class AppConfig {
   publicUrl: string;
   /** PROVIDER_<ID>_BASE_URL / _API_KEY, keyed by lower-case provider id. */
   providerOverrides: Record<string, ProviderOverride>;
+  /** Read timeout: the longest wait for a provider's response headers, and between two chunks of its body. */
   upstreamTimeoutMs: number;
+  /** The longest a new connection to a provider may take to open (then the attempt failed, and may be retried). */
+  upstreamConnectTimeoutMs: number;
+  /** Attempts per provider (the first send included) on connection errors, 429 and 5xx before any byte reached the client. */
+  upstreamMaxAttempts: number;
+  /** Base of the jittered exponential backoff between attempts: a random wait up to base × 2^(attempt-1), at most 2 s. */
+  upstreamRetryBaseMs: number;
+  /** Per provider and process: consecutive failed requests (each after its retries) that open its circuit, and how long it stays open before one probe. */
+  circuitBreaker: { failures: number; cooldownMs: number };
   /** How long a request may wait for a free connection to its provider before answering 503. */
   upstreamConnectWaitMs: number;
   /** Lookups of unknown API keys one client address may cause per minute (then 429). */
@@ -132,6 +141,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   config.publicUrl = (vars.PUBLIC_URL || `http://localhost:${config.port}`).replace(/\/+$/, '');
   config.upstreamTimeoutMs = wholeNumber('UPSTREAM_TIMEOUT_MS', vars.UPSTREAM_TIMEOUT_MS, 120_000, 1, 3_600_000);
+  config.upstreamConnectTimeoutMs = wholeNumber('UPSTREAM_CONNECT_TIMEOUT_MS', vars.UPSTREAM_CONNECT_TIMEOUT_MS, 10_000, 1, 600_000);
+  config.upstreamMaxAttempts = wholeNumber('UPSTREAM_MAX_ATTEMPTS', vars.UPSTREAM_MAX_ATTEMPTS, 3, 1, 10);
+  config.upstreamRetryBaseMs = wholeNumber('UPSTREAM_RETRY_BASE_MS', vars.UPSTREAM_RETRY_BASE_MS, 250, 0, 10_000);
+  config.circuitBreaker = {
+    failures: wholeNumber('CIRCUIT_BREAKER_FAILURES', vars.CIRCUIT_BREAKER_FAILURES, 5, 1, 1_000),
+    cooldownMs: wholeNumber('CIRCUIT_BREAKER_COOLDOWN_MS', vars.CIRCUIT_BREAKER_COOLDOWN_MS, 30_000, 1, 3_600_000),
+  };
   config.upstreamConnectWaitMs = wholeNumber('UPSTREAM_CONNECT_WAIT_MS', vars.UPSTREAM_CONNECT_WAIT_MS, 1_000, 0, 600_000);
   config.unknownKeyLookupsPerMinute = wholeNumber('UNKNOWN_KEY_LOOKUPS_PER_MINUTE', vars.UNKNOWN_KEY_LOOKUPS_PER_MINUTE, 60, 1, 1_000_000);
   config.rateLimitTimeoutMs = wholeNumber('RATE_LIMIT_TIMEOUT_MS', vars.RATE_LIMIT_TIMEOUT_MS, 50, 1, 60_000);

@@ -75,6 +75,26 @@ export class EnvironmentVariables {
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   UPSTREAM_CONNECT_WAIT_MS?: string;
 
+  @optional('UPSTREAM_CONNECT_TIMEOUT_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  UPSTREAM_CONNECT_TIMEOUT_MS?: string;
+
+  @optional('UPSTREAM_MAX_ATTEMPTS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
+  UPSTREAM_MAX_ATTEMPTS?: string;
+
+  @optional('UPSTREAM_RETRY_BASE_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  UPSTREAM_RETRY_BASE_MS?: string;
+
+  @optional('CIRCUIT_BREAKER_FAILURES')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
+  CIRCUIT_BREAKER_FAILURES?: string;
+
+  @optional('CIRCUIT_BREAKER_COOLDOWN_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  CIRCUIT_BREAKER_COOLDOWN_MS?: string;
+
   @optional('UNKNOWN_KEY_LOOKUPS_PER_MINUTE')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
   UNKNOWN_KEY_LOOKUPS_PER_MINUTE?: string;

@@ -40,7 +40,10 @@ export class UsageLogDto {
   request_id: string;
   key_id: string;
   model: string;
+  /** The provider that answered (after any fallback), else the last one tried */
   provider: string | null;
+  /** Times the request was sent upstream, retries and fallbacks included; null when unknown */
+  attempts: number | null;
   prompt_tokens: number;
   completion_tokens: number;
   cost_micros: number;

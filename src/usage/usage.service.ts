@@ -80,6 +80,7 @@ export class UsageService {
       key_id: r.keyId,
       model: r.model,
       provider: r.provider,
+      attempts: r.attempts,
       prompt_tokens: r.promptTokens,
       completion_tokens: r.completionTokens,
       cost_micros: r.costMicros,

@@ -53,7 +53,12 @@ describe('providers and operators (issue 6)', () => {
   };
 
   beforeAll(async () => {
-    ({ gw, provider } = await startWithFakeProvider({ providers: ['deepseek', 'openai', 'dashscope'], providerKey: PROVIDER_KEY }));
+    ({ gw, provider } = await startWithFakeProvider({
+      providers: ['deepseek', 'openai', 'dashscope'],
+      providerKey: PROVIDER_KEY,
+      // the pool tests make a provider fail on purpose, many times: its circuit must stay closed
+      gateway: { env: { CIRCUIT_BREAKER_FAILURES: '1000' } },
+    }));
   });
   afterAll(() => closeAll(gw, provider));
   beforeEach(() => {

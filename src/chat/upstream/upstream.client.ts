@@ -6,6 +6,37 @@ import { ApiError, ClientClosedError, GatewayError } from '../../common/errors/a
 import type { ResolvedProvider } from '../../catalog/catalog.service';
 import { simulate } from './simulator';
 
+/**
+ * Why a send to a provider failed, for retries, fallbacks and the circuit breaker:
+ * - `unreachable`: no connection (refused, reset, DNS, connect timeout): retried.
+ * - `server_error`: a 5xx answer: retried.
+ * - `rate_limited`: a 429 answer: retried after its Retry-After (when short), else the next provider.
+ * - `timeout`: no answer within the read timeout: not retried (the provider may still be
+ *   generating, at our cost), the next provider is tried.
+ * - `credentials`: the provider refused our key (401/403): the next provider is tried.
+ * - `busy`: every connection of this process to the provider is busy: the next provider is
+ *   tried; not the provider's fault (the circuit breaker ignores it).
+ */
+export type UpstreamFailureReason = 'unreachable' | 'server_error' | 'rate_limited' | 'timeout' | 'credentials' | 'busy';
+
+/** A provider failure the client would see as a 5xx gateway_error, with why (see the reasons above). */
+export class UpstreamError extends GatewayError {
+  constructor(
+    status: 502 | 503 | 504,
+    message: string,
+    readonly reason: UpstreamFailureReason,
+    headers: Record<string, string> = {},
+    /** The provider's Retry-After, in ms (429). */
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super(status, message, headers);
+  }
+
+  get retryable(): boolean {
+    return this.reason === 'unreachable' || this.reason === 'server_error' || this.reason === 'rate_limited';
+  }
+}
+
 export interface UpstreamResponse {
   status: number;
   contentType: string;
@@ -125,7 +156,7 @@ export class UpstreamClient implements OnApplicationShutdown {
         leave();
         this.logger.warn(`Provider '${provider.id}' has all its ${p.limit} connections busy: request refused with 503`);
         reject(
-          new GatewayError(503, 'All connections to the upstream provider are busy. Retry shortly.', {
+          new UpstreamError(503, 'All connections to the upstream provider are busy. Retry shortly.', 'busy', {
             'retry-after': String(Math.max(1, Math.ceil(this.config.upstreamConnectWaitMs / 1000))),
           }),
         );
@@ -170,7 +201,7 @@ export class UpstreamClient implements OnApplicationShutdown {
       pipelining: 1,
       headersTimeout: this.config.upstreamTimeoutMs,
       bodyTimeout: this.config.upstreamTimeoutMs,
-      connect: { timeout: 10_000 },
+      connect: { timeout: this.config.upstreamConnectTimeoutMs },
     });
     this.agents.set(provider.id, { agent, connections: provider.maxConnections });
     // requests still running on the old pool finish there; it closes after them
@@ -190,14 +221,24 @@ export class UpstreamClient implements OnApplicationShutdown {
     }
     if (status === 401 || status === 403) {
       this.logger.error(`Provider '${provider.id}' refused our credentials (HTTP ${status})`);
-      return new GatewayError(502, 'The upstream provider rejected the gateway credentials. The operator has been notified.');
+      return new UpstreamError(
+        502,
+        'The upstream provider rejected the gateway credentials. The operator has been notified.',
+        'credentials',
+      );
     }
     if (status === 429) {
-      return new GatewayError(503, 'The upstream provider is rate limiting requests. Retry shortly.', {
-        'retry-after': String(retryAfterSeconds(retryAfter)),
-      });
+      const seconds = retryAfterSeconds(retryAfter);
+      return new UpstreamError(
+        503,
+        'The upstream provider is rate limiting requests. Retry shortly.',
+        'rate_limited',
+        { 'retry-after': String(seconds) },
+        seconds * 1000,
+      );
     }
-    if (status === 408) return new GatewayError(504, 'The upstream provider timed out.');
+    if (status === 408) return new UpstreamError(504, 'The upstream provider timed out.', 'timeout');
+    if (status >= 500) return new UpstreamError(502, `The upstream provider failed (HTTP ${status}).`, 'server_error');
     return new GatewayError(502, `The upstream provider failed (HTTP ${status}).`);
   }
 
@@ -205,13 +246,13 @@ export class UpstreamClient implements OnApplicationShutdown {
   failure(provider: ResolvedProvider, err: unknown): ApiError {
     if (err instanceof ApiError) return err;
     if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) {
-      return new GatewayError(504, 'The upstream provider did not answer in time.');
+      return new UpstreamError(504, 'The upstream provider did not answer in time.', 'timeout');
     }
     if ((err as Error)?.name === 'AbortError' || err instanceof errors.RequestAbortedError) {
       return new ClientClosedError();
     }
     this.logger.warn(`Provider '${provider.id}' unreachable: ${(err as { code?: string }).code ?? (err as Error)?.name ?? 'error'}`);
-    return new GatewayError(502, 'The upstream provider could not be reached.');
+    return new UpstreamError(502, 'The upstream provider could not be reached.', 'unreachable');
   }
 
   async onApplicationShutdown(): Promise<void> {
