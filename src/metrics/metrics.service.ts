@@ -86,6 +86,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly upstreamAttemptFailures = new Counter({
+    name: 'nexo_upstream_attempt_failures_total',
+    help: 'Sends to a provider that failed, retried or not, by provider and reason (unreachable, server_error, rate_limited, timeout, credentials, busy)',
+    labelNames: ['provider', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly holds = new Counter({
     name: 'nexo_billing_holds_total',
     help: 'Hold attempts by outcome',
