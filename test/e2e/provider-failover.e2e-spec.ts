@@ -158,6 +158,7 @@ describe('provider failover (end to end)', () => {
     expect(backup.received).toHaveLength(5);
     const metrics = await gw.http().get('/metrics').set('authorization', `Bearer ${ADMIN_TOKEN}`).expect(200);
     expect(metrics.text).toContain(`nexo_provider_circuit_state{provider="${main}"} 2`);
+    expect(metrics.text).toContain(`nexo_upstream_attempt_failures_total{provider="${main}",reason="server_error"} 6`);
 
     // after the cooldown one probe goes to the primary; it fails: open again, no retry
     await new Promise((r) => setTimeout(r, COOLDOWN_MS + 100));

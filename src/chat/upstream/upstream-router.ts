@@ -74,6 +74,7 @@ export class UpstreamRouter {
           throw error;
         }
         lastError = error;
+        this.metrics.upstreamAttemptFailures.inc({ provider: id, reason: error.reason });
         const wait = backoffMs(attempt, this.config.upstreamRetryBaseMs, error.retryAfterMs);
         // a probe gets one send; anything else its retries, and fails the circuit once they are used up
         if (!error.retryable || attempt >= this.config.upstreamMaxAttempts || wait === null || ticket === 'probe') {
