@@ -253,7 +253,7 @@ describe('charges match answers (end to end)', () => {
         const [, aof] = (await redis.config('GET', 'appendonly')) as string[];
         const durable = policy === 'noeviction' && (aof === 'yes' || save.trim() !== '');
         const res = await gw.http().get('/health/ready').expect(200);
-        expect(res.body.checks).toEqual({ postgres: 'up', redis: 'up', redis_durability: durable ? 'ok' : 'at_risk' });
+        expect(res.body.checks).toEqual({ postgres: 'up', redis: 'up', redis_durability: durable ? 'ok' : 'at_risk', process: 'serving' });
         if (!durable) expect(res.body.warnings.join(' ')).toMatch(/persistence|noeviction/);
       } finally {
         redis.disconnect();
