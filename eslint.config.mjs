@@ -41,6 +41,11 @@ export default defineConfig(
     },
   },
   {
+    // the dashboard runs in the browser (web/tsconfig.json is its TypeScript project)
+    files: ['web/**/*.{ts,tsx}'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     // scripts/, bench/ and the config files are plain CommonJS outside the TypeScript project
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],

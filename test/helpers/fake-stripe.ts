@@ -31,8 +31,13 @@ export class FakeStripe {
   private readonly replies = new Map<string, { status: number; body: unknown }>();
   url: string;
 
-  static async start(): Promise<FakeStripe> {
+  /** Checkout Sessions' `url`: Stripe's address, or (hosted) a page of this fake that pays by a link to success_url. */
+  private hosted = false;
+  private readonly sessions = new Map<string, { success_url: string; cancel_url: string }>();
+
+  static async start(options: { hostedCheckout?: boolean } = {}): Promise<FakeStripe> {
     const fake = new FakeStripe();
+    fake.hosted = options.hostedCheckout ?? false;
     fake.server = createServer((req, res) => void fake.handle(req, res));
     await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
     fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
@@ -58,6 +63,8 @@ export class FakeStripe {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const path = (req.url ?? '').split('?')[0];
+    const page = /^\/c\/pay\/(cs_test_[0-9a-f]+)$/.exec(path);
+    if (req.method === 'GET' && page) return this.checkoutPage(res, page[1]);
     const form = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
     const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
     this.requests.push({ method: req.method ?? '', path, headers: req.headers, idempotencyKey, form });
@@ -86,6 +93,7 @@ export class FakeStripe {
     }
     if (method === 'POST' && path === '/v1/checkout/sessions') {
       const id = `cs_test_${randomBytes(12).toString('hex')}`;
+      this.sessions.set(id, { success_url: form.success_url, cancel_url: form.cancel_url });
       const amount = Number(form['line_items[0][price_data][unit_amount]']) * Number(form['line_items[0][quantity]'] ?? 1);
       return {
         status: 200,
@@ -102,11 +110,28 @@ export class FakeStripe {
           status: 'open',
           success_url: form.success_url,
           cancel_url: form.cancel_url,
-          url: `https://checkout.stripe.com/c/pay/${id}`,
+          url: this.hosted ? `${this.url}/c/pay/${id}` : `https://checkout.stripe.com/c/pay/${id}`,
           livemode: false,
         },
       };
     }
     return { status: 404, body: { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: ${path}).` } } };
+  }
+
+  /** The hosted page of a Checkout Session: "Pay" returns to success_url (the test then delivers the webhook), "Back" to cancel_url. */
+  private checkoutPage(res: ServerResponse, id: string): void {
+    const session = this.sessions.get(id);
+    if (!session) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('No such checkout session');
+      return;
+    }
+    const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+    const href = (url: string) => escape(url.replace('{CHECKOUT_SESSION_ID}', id));
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(
+      `<!doctype html><html><head><title>Fake Stripe Checkout</title></head><body><h1>Fake Stripe Checkout ${id}</h1>` +
+        `<a id="pay" href="${href(session.success_url)}">Pay</a> <a id="back" href="${href(session.cancel_url)}">Back</a></body></html>`,
+    );
   }
 }

@@ -16,6 +16,8 @@ export interface GatewayOptions {
   env?: Record<string, string>;
   /** Share a database (and Redis prefix) with another gateway instead of creating one. */
   shareWith?: TestGateway;
+  /** Listen on this port instead of a random one (e.g. to name it in PUBLIC_URL). */
+  port?: number;
 }
 
 /**
@@ -42,7 +44,7 @@ export class TestGateway {
     gw.ownsDatabase = d.owned;
     gw.config = loadConfig(gw.env(options.env));
     gw.app = await createHttpApp(gw.config);
-    await gw.app.listen(0, '127.0.0.1');
+    await gw.app.listen(options.port ?? 0, '127.0.0.1');
     const { port } = gw.app.getHttpServer().address() as AddressInfo;
     gw.url = `http://127.0.0.1:${port}`;
     gw.baseURL = `${gw.url}/v1`;
