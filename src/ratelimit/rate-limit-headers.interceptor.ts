@@ -1,13 +1,16 @@
 import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
 import type { Response } from 'express';
-import type { Observable } from 'rxjs';
+import { catchError, from, mergeMap, Observable, throwError } from 'rxjs';
+import { ApiError } from '../common/errors/api-error';
 import type { AuthenticatedRequest } from '../keys/authenticated-request';
 import { RateLimiter } from './rate-limiter.service';
 
 /**
- * The `x-ratelimit-*` headers on the other `/v1` answers of a limited key (`GET /v1/models`,
- * `GET /v1/key`): where its current windows stand, read without counting the request. The
- * proxied requests set theirs from their own check (ChatService), in the same round trip.
+ * The `x-ratelimit-*` headers on every `/v1` answer of a limited key. A proxied request sets
+ * them from its own check (ChatService), in the check's one round trip; the others get where
+ * the key's windows stand, read without counting: `GET` answers (`/v1/models`, `/v1/key`)
+ * before their handler, and a proxied request refused before its check (400, 404, 403
+ * model_not_allowed) on its way out, so the hot path of an accepted request pays nothing here.
  */
 @Injectable()
 export class RateLimitHeadersInterceptor implements NestInterceptor {
@@ -16,11 +19,29 @@ export class RateLimitHeadersInterceptor implements NestInterceptor {
   async intercept(ctx: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
     if (ctx.getType() !== 'http') return next.handle();
     const req = ctx.switchToHttp().getRequest<AuthenticatedRequest>();
-    const key = req.apiKey;
-    if (!key || req.method !== 'GET' || (key.rpmLimit === null && key.tpmLimit === null)) return next.handle();
-    const headers = await this.limiter.peek(key);
     const res = ctx.switchToHttp().getResponse<Response>();
-    if (headers) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-    return next.handle();
+    const key = req.apiKey;
+    if (!key || (key.rpmLimit === null && key.tpmLimit === null)) return next.handle();
+    if (req.method === 'GET') {
+      await this.decorate(res, key);
+      return next.handle();
+    }
+    return next.handle().pipe(
+      catchError((err: unknown) => {
+        // a 429 of the check carries its own headers: a flood of them costs no second round trip
+        if (err instanceof ApiError && ('x-ratelimit-limit-requests' in err.headers || 'x-ratelimit-limit-tokens' in err.headers)) {
+          return throwError(() => err);
+        }
+        return from(this.decorate(res, key)).pipe(mergeMap(() => throwError(() => err)));
+      }),
+    );
+  }
+
+  /** Sets the headers unless the answer has them (or has gone out) already. */
+  private async decorate(res: Response, key: NonNullable<AuthenticatedRequest['apiKey']>): Promise<void> {
+    if (res.headersSent || res.hasHeader('x-ratelimit-limit-requests') || res.hasHeader('x-ratelimit-limit-tokens')) return;
+    const headers = await this.limiter.peek(key);
+    if (!headers || res.headersSent) return;
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   }
 }

@@ -120,6 +120,12 @@ describe('rate limits (end to end)', () => {
       expect(rateHeaders(res.headers)).toMatchObject({ 'limit-requests': '4', 'remaining-requests': '0', 'limit-tokens': '100000' });
       expect(rateHeaders(res.headers)['reset-requests']).toMatch(GO_DURATION);
     }
+    // so do refusals before the check (a bad body, an unknown model), which count nothing either
+    for (const bad of [{ model: MODEL }, body({ model: 'no-such-model' })]) {
+      const res = await post(children[1].url, key, bad);
+      expect([400, 404]).toContain(res.status);
+      expect(rateHeaders(res.headers)).toMatchObject({ 'limit-requests': '4', 'remaining-requests': '0', 'limit-tokens': '100000' });
+    }
     const unlimited = await gw.workspaceWithKey();
     const plain = await gw.http().get('/v1/models').set('authorization', `Bearer ${unlimited.key}`).expect(200);
     expect(rateHeaders(plain.headers)).toEqual({});
