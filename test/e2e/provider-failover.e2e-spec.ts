@@ -9,7 +9,8 @@ import { waitFor } from '../helpers/wait';
 // the public model's prices: whatever provider answers, this is what is charged
 const PRICES = { input_price_micros: 270_000, output_price_micros: 1_100_000 };
 const cost = costAt(PRICES.input_price_micros, PRICES.output_price_micros);
-const COOLDOWN_MS = 1_500;
+// long enough for the requests made while a circuit is open, even on a busy machine
+const COOLDOWN_MS = 4_000;
 
 /** A local port with nothing listening: connections to it are refused. */
 async function deadUrl(): Promise<string> {
