@@ -76,7 +76,7 @@ export class UpstreamClient implements OnApplicationShutdown {
 
   async post(provider: ResolvedProvider, path: string, payload: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse> {
     if (!provider.apiKey) {
-      if (this.config.isProduction) throw new GatewayError(502, `Provider '${provider.id}' is not configured.`);
+      if (this.config.isProduction) throw new UpstreamError(502, `Provider '${provider.id}' is not configured.`, 'credentials');
       this.logger.log(`Simulated ${path} for provider '${provider.id}' (no API key configured; development only)`);
       return simulate(path, payload);
     }
