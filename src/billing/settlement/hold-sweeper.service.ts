@@ -1,8 +1,10 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
+import { RedisService } from '../../redis/redis.service';
 import { ExpiredHold, HoldRepository } from '../hold.repository';
-import { QueueName } from './settlement.constants';
+import { groupMemberKey, type SettlementGroup } from './settlement-groups';
+import { JobName, QueueName } from './settlement.constants';
 import type { Settlement } from './settlement.types';
 
 /** The usage log's error code for a request whose hold expired with no settlement. */
@@ -30,6 +32,7 @@ export class HoldSweeper {
   constructor(
     private readonly holds: HoldRepository,
     @InjectQueue(QueueName.Usage) private readonly queue: Queue,
+    private readonly redis: RedisService,
   ) {}
 
   async sweep(limit = 500): Promise<SweepResult> {
@@ -53,15 +56,29 @@ export class HoldSweeper {
     return result;
   }
 
+  /** The request's own `settle` job, else the group job Redis names for it (recorded before the job was added). */
+  private async jobOf(requestId: string): Promise<Job | undefined> {
+    const own = await this.queue.getJob(requestId);
+    if (own) return own;
+    const groupId = await this.redis.client.get(groupMemberKey(this.queue, requestId));
+    return groupId ? this.queue.getJob(groupId) : undefined;
+  }
+
   private async sweepOne(hold: ExpiredHold): Promise<'released' | 'settledFromFailedJobs' | 'skipped'> {
     // Unreachable Redis throws here: nothing is released while we cannot see the queue.
-    const job = await this.queue.getJob(hold.requestId);
+    const job = await this.jobOf(hold.requestId);
     if (job) {
       const state = await job.getState();
       if (state !== 'failed' && state !== 'completed') return 'skipped';
       // failed for good, or completed while we looked: its data settles it (idempotently)
-      await this.holds.settle(job.data as Settlement);
-      return 'settledFromFailedJobs';
+      const settlement =
+        job.name === JobName.SettleGroup
+          ? (job.data as SettlementGroup).settlements.find((s) => s.requestId === hold.requestId)
+          : (job.data as Settlement);
+      if (settlement) {
+        await this.holds.settle(settlement);
+        return 'settledFromFailedJobs';
+      }
     }
     const released = await this.holds.settleIfExpired({
       requestId: hold.requestId,

@@ -1,12 +1,23 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
 import { Queue } from 'bullmq';
+import { LRUCache } from 'lru-cache';
+import { randomUUID } from 'node:crypto';
 import { MetricsService } from '../../metrics/metrics.service';
+import { RedisService } from '../../redis/redis.service';
 import { HoldRepository } from '../hold.repository';
+import { GROUP_MEMBER_TTL_MS, groupMemberKey, type SettlementGroup } from './settlement-groups';
 import { JobName, QueueName } from './settlement.constants';
 import type { Settlement } from './settlement.types';
 
 const ENQUEUE_TIMEOUT_MS = 1_000;
+/** The most settlements one group job carries. */
+const MAX_GROUP = 100;
+
+interface Waiting {
+  settlement: Settlement;
+  queued: (ok: boolean) => void;
+}
 
 /** What became of a settlement handed over. */
 export interface Recorded {
@@ -17,19 +28,30 @@ export interface Recorded {
 }
 
 /**
- * Hands a finished request to the settlement queue (job id = request id) before the client
- * gets its answer. If Redis cannot take the job, the request is settled synchronously in
- * PostgreSQL instead: the usage record and the charge are never lost. A job that reaches
- * Redis after the fallback settled is harmless: settlement is idempotent.
+ * Hands a finished request to the settlement queue before the client gets its answer. The
+ * requests that finish in the same turn of the event loop travel as one `settle-group` job
+ * (job id = group id), so a busy process adds one job, and a worker runs one job, for many
+ * requests; a request alone is a `settle` job of its own (job id = request id). Each request
+ * is answered only once Redis acknowledged its job. If Redis cannot take it, the request is
+ * settled synchronously in PostgreSQL instead: the usage record and the charge are never
+ * lost. A job that reaches Redis after the fallback settled is harmless: settlement is
+ * idempotent per request (the usage log is the guard), so is a group delivered twice.
  */
 @Injectable()
 export class SettlementRecorder {
   private readonly logger = new Logger(SettlementRecorder.name);
+  private forming: Waiting[] = [];
+  private flushScheduled = false;
+  /** The group job of each request recorded lately, for `withdraw` (which comes within moments). */
+  private readonly groupOf = new LRUCache<string, string>({ max: 100_000, ttl: 120_000 });
+  /** Withdrawals from one group, one at a time: each rewrites the group. */
+  private readonly groupLocks = new Map<string, Promise<unknown>>();
 
   constructor(
     @InjectQueue(QueueName.Usage) private readonly queue: Queue,
     private readonly holds: HoldRepository,
     private readonly metrics: MetricsService,
+    private readonly redis: RedisService,
   ) {
     // without a listener, every failed reconnect prints a stack; one line per 10 s is enough
     let last = 0;
@@ -67,11 +89,48 @@ export class SettlementRecorder {
    * answer could be written). true when it was removed: the request may be recorded anew.
    */
   async withdraw(requestId: string): Promise<boolean> {
+    const groupId = this.groupOf.get(requestId);
     try {
-      return await withTimeout(this.removeWaiting(requestId), ENQUEUE_TIMEOUT_MS);
+      if (!groupId) return await withTimeout(this.removeWaiting(requestId), ENQUEUE_TIMEOUT_MS);
+      return await this.oneAtATime(groupId, () => withTimeout(this.removeFromGroup(groupId, requestId), ENQUEUE_TIMEOUT_MS));
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Takes one request out of a group no worker has started: the group job is removed (which
+   * fails once a worker holds it) and the others travel again as a new group, or are settled
+   * in PostgreSQL at once when Redis cannot take them.
+   */
+  private async removeFromGroup(groupId: string, requestId: string): Promise<boolean> {
+    const job = await this.queue.getJob(groupId);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
+    await job.remove();
+    this.groupOf.delete(requestId);
+    const rest = (job.data as SettlementGroup).settlements.filter((s) => s.requestId !== requestId);
+    if (rest.length > 0) {
+      try {
+        await this.addGroup(rest);
+      } catch (err) {
+        this.logger.warn(`Settlement queue unavailable (${(err as Error).message}): settling ${rest.length} requests now`);
+        await this.holds.settleMany(rest);
+      }
+    }
+    return true;
+  }
+
+  private oneAtATime<T>(groupId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.groupLocks.get(groupId) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.groupLocks.set(groupId, settled);
+    void settled.then(() => {
+      if (this.groupLocks.get(groupId) === settled) this.groupLocks.delete(groupId);
+    });
+    return next;
   }
 
   /**
@@ -88,15 +147,54 @@ export class SettlementRecorder {
     return true;
   }
 
-  private async enqueue(settlement: Settlement): Promise<boolean> {
-    try {
-      await withTimeout(this.queue.add(JobName.Settle, settlement, { jobId: settlement.requestId }), ENQUEUE_TIMEOUT_MS);
-      this.metrics.settlements.inc({ path: 'queue' });
-      return true;
-    } catch (err) {
-      this.logger.warn(`Settlement queue unavailable (${(err as Error).message}) for ${settlement.requestId}`);
-      return false;
+  /** Joins the group forming in this turn of the event loop; true once Redis has its job. */
+  private enqueue(settlement: Settlement): Promise<boolean> {
+    return new Promise((queued) => {
+      this.forming.push({ settlement, queued });
+      if (this.forming.length >= MAX_GROUP) this.flush();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const members = this.forming;
+    this.forming = [];
+    if (members.length === 0) return;
+    const settlements = members.map((m) => m.settlement);
+    withTimeout(this.addGroup(settlements), ENQUEUE_TIMEOUT_MS).then(
+      () => {
+        this.metrics.settlements.inc({ path: 'queue' }, members.length);
+        for (const m of members) m.queued(true);
+      },
+      (err: Error) => {
+        this.logger.warn(`Settlement queue unavailable (${err.message}) for ${members.length} requests`);
+        for (const m of members) m.queued(false);
+      },
+    );
+  }
+
+  /**
+   * One request: a `settle` job named by its request id. Several: their group is named in Redis
+   * for each of them first (the hold sweeper looks a request's job up by it), then the group job.
+   */
+  private async addGroup(settlements: Settlement[]): Promise<void> {
+    if (settlements.length === 1) {
+      const [settlement] = settlements;
+      this.groupOf.delete(settlement.requestId);
+      await this.queue.add(JobName.Settle, settlement, { jobId: settlement.requestId });
+      return;
     }
+    const groupId = `group-${randomUUID()}`;
+    const names = this.redis.client.pipeline();
+    for (const s of settlements) names.set(groupMemberKey(this.queue, s.requestId), groupId, 'PX', GROUP_MEMBER_TTL_MS);
+    for (const [err] of (await names.exec()) ?? []) if (err) throw err;
+    const group: SettlementGroup = { settlements };
+    await this.queue.add(JobName.SettleGroup, group, { jobId: groupId });
+    for (const s of settlements) this.groupOf.set(s.requestId, groupId);
   }
 
   private async settleNow(settlement: Settlement): Promise<Recorded | null> {

@@ -1,8 +1,10 @@
 import { InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { BeforeApplicationShutdown, Logger } from '@nestjs/common';
 import { Job, Queue } from 'bullmq';
+import { RedisService } from '../../redis/redis.service';
 import { HoldSweeper } from './hold-sweeper.service';
 import { SettlementBatcher } from './settlement-batcher';
+import { groupMemberKey, type SettlementGroup } from './settlement-groups';
 import { JobName, QueueName } from './settlement.constants';
 import type { Settlement } from './settlement.types';
 
@@ -15,6 +17,7 @@ export class SettlementProcessor extends WorkerHost implements BeforeApplication
     private readonly batcher: SettlementBatcher,
     private readonly sweeper: HoldSweeper,
     @InjectQueue(QueueName.Usage) private readonly queue: Queue,
+    private readonly redis: RedisService,
   ) {
     super();
   }
@@ -37,12 +40,30 @@ export class SettlementProcessor extends WorkerHost implements BeforeApplication
     switch (job.name) {
       case JobName.Settle:
         return this.batcher.settle(job.data as Settlement);
+      case JobName.SettleGroup:
+        return this.settleGroup(job.data as SettlementGroup);
       case JobName.SweepHolds:
         return this.sweeper.sweep();
       default:
         this.logger.warn(`Unknown job ${job.name} on queue ${QueueName.Usage}`);
         return null;
     }
+  }
+
+  /**
+   * A group is applied with the settlements other jobs bring at the same moment (the batcher
+   * writes them in one transaction); each request is idempotent on its own, so a group
+   * delivered twice, or retried after a partial failure, charges each request once.
+   */
+  private async settleGroup(group: SettlementGroup): Promise<{ applied: number; settled: number }> {
+    const results = await Promise.all(group.settlements.map((s) => this.batcher.settle(s)));
+    // the sweeper no longer needs to find these requests' job (best effort: the names expire)
+    try {
+      await this.redis.client.del(...group.settlements.map((s) => groupMemberKey(this.queue, s.requestId)));
+    } catch (err) {
+      this.logger.warn(`Could not forget a settled group's members: ${(err as Error).message}`);
+    }
+    return { applied: results.filter((r) => r.applied).length, settled: results.length };
   }
 
   /**

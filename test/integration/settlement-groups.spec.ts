@@ -1,0 +1,150 @@
+import { getQueueToken } from '@nestjs/bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import Redis from 'ioredis';
+import { HoldRepository } from '../../src/billing/hold.repository';
+import { reconcile } from '../../src/billing/reconcile';
+import { HoldSweeper } from '../../src/billing/settlement/hold-sweeper.service';
+import { SettlementRecorder } from '../../src/billing/settlement/settlement-recorder.service';
+import { groupMemberKey, type SettlementGroup } from '../../src/billing/settlement/settlement-groups';
+import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
+import type { Settlement } from '../../src/billing/settlement/settlement.types';
+import { RedisService } from '../../src/redis/redis.service';
+import { AppContext, requestId, settlement } from '../helpers/app-context';
+import { REDIS_URL } from '../helpers/databases';
+import { waitFor } from '../helpers/wait';
+
+const MODEL = 'deepseek-v4-flash';
+
+/**
+ * Grouped settlement: the requests that finish together travel as one `settle-group` job. First
+ * without workers (the jobs stay where the recorder put them), then with a worker process.
+ */
+describe('grouped settlement (PostgreSQL and Redis)', () => {
+  let ctx: AppContext;
+  let holds: HoldRepository;
+  let recorder: SettlementRecorder;
+  let queue: Queue;
+
+  beforeAll(async () => {
+    ctx = await AppContext.start();
+    holds = ctx.get(HoldRepository);
+    recorder = ctx.get(SettlementRecorder);
+    queue = ctx.app.get<Queue>(getQueueToken(QueueName.Usage));
+  });
+  afterAll(() => ctx?.close());
+  beforeEach(() => queue.obliterate({ force: true }));
+
+  async function openHolds(count: number, amount: number, cost: number) {
+    const ids = await ctx.workspaceWithKey(10_000_000);
+    const settlements: Settlement[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = requestId('group');
+      expect(await holds.placeHold(id, ids.workspaceId, ids.keyId, MODEL, amount, 900)).toEqual({ outcome: 'held' });
+      settlements.push(settlement(ids, id, cost));
+    }
+    return { ...ids, settlements };
+  }
+
+  async function jobs() {
+    return queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed']);
+  }
+
+  it('records the requests that finish together as one group job, each named in Redis for the sweeper', async () => {
+    const { settlements } = await openHolds(30, 1_000, 100);
+    const recorded = await Promise.all(settlements.map((s) => recorder.record(s)));
+    expect(recorded.every((r) => r.ok && r.chargedMicros === null)).toBe(true);
+    const all = await jobs();
+    expect(all).toHaveLength(1);
+    expect(all[0].name).toBe(JobName.SettleGroup);
+    expect((all[0].data as SettlementGroup).settlements.map((s) => s.requestId)).toEqual(settlements.map((s) => s.requestId));
+    const redis = ctx.get(RedisService).client;
+    for (const s of settlements) expect(await redis.get(groupMemberKey(queue, s.requestId))).toBe(all[0].id);
+  });
+
+  it('records a request alone as a job of its own, named by its request id', async () => {
+    const { settlements } = await openHolds(1, 1_000, 100);
+    expect(await recorder.record(settlements[0])).toEqual({ ok: true, chargedMicros: null });
+    const all = await jobs();
+    expect(all.map((j) => [j.name, j.id])).toEqual([[JobName.Settle, settlements[0].requestId]]);
+  });
+
+  it('withdraws one request from a waiting group: the others travel on in a new group', async () => {
+    const { workspaceId, keyId, settlements } = await openHolds(3, 1_000, 100);
+    await Promise.all(settlements.map((s) => recorder.record(s)));
+    const [first] = await jobs();
+    expect(await recorder.withdraw(settlements[1].requestId)).toBe(true);
+    expect(await queue.getJob(first.id!)).toBeUndefined();
+    const after = await jobs();
+    expect(after).toHaveLength(1);
+    expect((after[0].data as SettlementGroup).settlements.map((s) => s.requestId)).toEqual([
+      settlements[0].requestId,
+      settlements[2].requestId,
+    ]);
+    // withdrawn twice: nothing left to take back
+    expect(await recorder.withdraw(settlements[1].requestId)).toBe(false);
+    // the withdrawn request is recorded anew (as the relay does, with what the client got)
+    expect(await recorder.record({ ...settlements[1], status: 499, costMicros: 0, errorCode: 'client_disconnected' })).toMatchObject({
+      ok: true,
+    });
+    for (const s of await jobs()) {
+      const items = s.name === JobName.SettleGroup ? (s.data as SettlementGroup).settlements : [s.data as Settlement];
+      for (const item of items) await holds.settle(item); // what the worker would do
+    }
+    expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 200, wsHeld: 0, spent: 200, keyHeld: 0 });
+    expect(await reconcile(ctx.db)).toEqual([]);
+  });
+
+  it('the sweeper leaves an expired hold to its queued group, and settles it from a group that failed for good', async () => {
+    const { workspaceId, keyId, settlements } = await openHolds(2, 1_000, 300);
+    await Promise.all(settlements.map((s) => recorder.record(s)));
+    await ctx.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE workspace_id = $1`, [workspaceId]);
+    const sweeper = ctx.get(HoldSweeper);
+    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 2, errors: 0 });
+
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const giveUp = new Worker(QueueName.Usage, null, { connection, prefix: `${ctx.redisPrefix}:bull`, autorun: false });
+    try {
+      const job = await giveUp.getNextJob('sweeper-test', { block: false });
+      expect(job?.name).toBe(JobName.SettleGroup);
+      await job.moveToFailed(new UnrecoverableError('gave up'), 'sweeper-test', false);
+    } finally {
+      await giveUp.close();
+      connection.disconnect();
+    }
+    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 2, skipped: 0, errors: 0 });
+    expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 600, wsHeld: 0, spent: 600, keyHeld: 0 });
+    expect(await reconcile(ctx.db)).toEqual([]);
+  });
+
+  describe('with a worker', () => {
+    let worker: AppContext;
+
+    beforeAll(async () => {
+      worker = await AppContext.start({ workers: true, shareWith: ctx });
+    });
+    afterAll(() => worker?.close());
+
+    it('applies a group once, and a group delivered twice charges each request once', async () => {
+      const { workspaceId, keyId, settlements } = await openHolds(40, 1_000, 250);
+      await Promise.all(settlements.map((s) => recorder.record(s)));
+      await waitFor('the group', async () => ((await ctx.money(workspaceId, keyId)).wsHeld === 0 ? true : undefined));
+      expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 40 * 250, wsHeld: 0, spent: 40 * 250, keyHeld: 0 });
+      // the worker forgets the names once the group is applied
+      const redis = ctx.get(RedisService).client;
+      await waitFor('the names to go', async () =>
+        (await redis.get(groupMemberKey(queue, settlements[0].requestId))) === null ? true : undefined,
+      );
+
+      // the same group again, under another id (a redelivery): nothing changes
+      const again = await queue.add(JobName.SettleGroup, { settlements } satisfies SettlementGroup, { jobId: 'group-redelivered' });
+      await waitFor('the redelivery', async () => ((await again.getState()) === 'completed' ? true : undefined));
+      expect((await queue.getJob('group-redelivered'))?.returnvalue).toEqual({ applied: 0, settled: 40 });
+      expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 40 * 250, wsHeld: 0, spent: 40 * 250, keyHeld: 0 });
+      const [{ n }] = await ctx.db.query(`SELECT count(*)::int AS n FROM ledger_entries WHERE workspace_id = $1 AND kind = 'charge'`, [
+        workspaceId,
+      ]);
+      expect(n).toBe(40);
+      expect(await reconcile(ctx.db)).toEqual([]);
+    });
+  });
+});
