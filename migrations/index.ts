@@ -6,6 +6,7 @@ import { Accounts1764300000000 } from './1764300000000-Accounts';
 import { DashboardUsage1764300000100 } from './1764300000100-DashboardUsage';
 import { Payments1764400000000 } from './1764400000000-Payments';
 import { ProviderFailover1764400000200 } from './1764400000200-ProviderFailover';
+import { UsageLogPartitions1764400000500 } from './1764400000500-UsageLogPartitions';
 
 export const MIGRATIONS = [
   Initial1764100000000,
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   DashboardUsage1764300000100,
   Payments1764400000000,
   ProviderFailover1764400000200,
+  UsageLogPartitions1764400000500,
 ];

@@ -22,6 +22,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { PaymentsModule } from './payments/payments.module';
 import { RedisModule } from './redis/redis.module';
 import { SetupModule } from './setup/setup.module';
+import { UsageMaintenanceModule } from './usage/usage-maintenance.module';
 import { WebAppModule } from './web/web-app.module';
 
 @Module({})
@@ -52,6 +53,7 @@ export class AppModule {
         CatalogModule,
         SetupModule,
         SettlementWorkersModule.register({ workers, dashboard: http }),
+        UsageMaintenanceModule.register({ workers, dashboard: http }),
         ...(http ? [ChatModule, AdminModule, HealthModule, DashboardModule, PaymentsModule, WebAppModule.register()] : []),
       ],
       providers: [

@@ -48,18 +48,27 @@ export class ReconcileRepository {
           FROM api_keys k LEFT JOIN holds h ON h.key_id = k.id
          GROUP BY k.id HAVING COALESCE(SUM(h.amount_micros), 0) <> k.held_micros`),
     );
+    // charges against the usage logs' costs; for the months USAGE_LOG_RETENTION_DAYS dropped
+    // (before usage_log_retention.dropped_before, a UTC month start), the daily totals of those
+    // days, which are never dropped (and were checked against the logs while they existed)
+    const logged = `
+      COALESCE((SELECT SUM(cost_micros) FROM usage_logs
+                 WHERE workspace_id = w.id AND created_at >= COALESCE((SELECT dropped_before FROM usage_log_retention), '-infinity')), 0)
+      + COALESCE((SELECT SUM(cost_micros) FROM usage_daily
+                   WHERE workspace_id = w.id AND day < ((SELECT dropped_before FROM usage_log_retention) AT TIME ZONE 'UTC')::date), 0)`;
     add(
       'usage_vs_ledger',
       await this.db.query(`
         SELECT w.id,
                COALESCE((SELECT -SUM(amount_micros) FROM ledger_entries WHERE workspace_id = w.id AND kind = 'charge'), 0) AS expected,
-               COALESCE((SELECT SUM(cost_micros) FROM usage_logs WHERE workspace_id = w.id), 0) AS actual
+               ${logged} AS actual
           FROM workspaces w
          WHERE COALESCE((SELECT -SUM(amount_micros) FROM ledger_entries WHERE workspace_id = w.id AND kind = 'charge'), 0)
-            <> COALESCE((SELECT SUM(cost_micros) FROM usage_logs WHERE workspace_id = w.id), 0)`),
+            <> ${logged}`),
     );
     // the dashboard's daily totals (kept by nexo_settle) against the logs they sum, per
-    // workspace, UTC day, key and model; the id names the group
+    // workspace, UTC day, key and model; the id names the group. Only from the UTC month start
+    // before which USAGE_LOG_RETENTION_DAYS dropped the logs (usage_log_retention), if it did.
     const daily: Array<{ id: string; log_requests: string; daily_requests: string; log_cost: string; daily_cost: string }> = await this.db
       .query(`
         SELECT concat_ws('/', COALESCE(l.workspace_id, d.workspace_id), COALESCE(l.day, d.day), COALESCE(l.key_id, d.key_id),
@@ -68,8 +77,11 @@ export class ReconcileRepository {
                COALESCE(l.cost, 0) AS log_cost, COALESCE(d.cost_micros, 0) AS daily_cost
           FROM (SELECT workspace_id, (created_at AT TIME ZONE 'UTC')::date AS day, key_id, model,
                        count(*) AS requests, SUM(cost_micros) AS cost
-                  FROM usage_logs GROUP BY 1, 2, 3, 4) l
-          FULL JOIN usage_daily d
+                  FROM usage_logs
+                 WHERE created_at >= COALESCE((SELECT dropped_before FROM usage_log_retention), '-infinity')
+                 GROUP BY 1, 2, 3, 4) l
+          FULL JOIN (SELECT * FROM usage_daily
+                      WHERE day >= COALESCE(((SELECT dropped_before FROM usage_log_retention) AT TIME ZONE 'UTC')::date, '-infinity')) d
             ON d.workspace_id = l.workspace_id AND d.day = l.day AND d.key_id = l.key_id AND d.model = l.model
          WHERE COALESCE(l.requests, 0) <> COALESCE(d.requests, 0) OR COALESCE(l.cost, 0) <> COALESCE(d.cost_micros, 0)`);
     for (const r of daily) {

@@ -55,6 +55,8 @@ export class AppConfig {
   /** How long a hold lives before the sweeper may release it. */
   holdTtlSeconds: number;
   sweepIntervalMs: number;
+  /** Usage logs are kept this many days, then dropped a whole month at a time (null: kept forever). */
+  usageLogRetentionDays: number | null;
   /** Whether start-up creates the demo workspace and its key (development only). */
   seedDemo: boolean;
   /** The least severe level written to the log. */
@@ -153,6 +155,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.rateLimitTimeoutMs = wholeNumber('RATE_LIMIT_TIMEOUT_MS', vars.RATE_LIMIT_TIMEOUT_MS, 50, 1, 60_000);
   config.holdTtlSeconds = wholeNumber('HOLD_TTL_SECONDS', vars.HOLD_TTL_SECONDS, 120, 1, 86_400);
   config.sweepIntervalMs = wholeNumber('SWEEP_INTERVAL_MS', vars.SWEEP_INTERVAL_MS, 30_000, 100, 86_400_000);
+  config.usageLogRetentionDays = vars.USAGE_LOG_RETENTION_DAYS
+    ? wholeNumber('USAGE_LOG_RETENTION_DAYS', vars.USAGE_LOG_RETENTION_DAYS, 0, 1, 36_500)
+    : null;
   config.seedDemo = !isProduction && vars.NEXO_SEED_DEMO !== 'false';
   config.logLevel = vars.LOG_LEVEL ?? (nodeEnv === 'test' ? 'error' : 'log');
   config.shutdownGraceMs = wholeNumber('SHUTDOWN_GRACE_MS', vars.SHUTDOWN_GRACE_MS, 10_000, 0, 3_600_000);

@@ -111,6 +111,10 @@ export class EnvironmentVariables {
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   SWEEP_INTERVAL_MS?: string;
 
+  @optional('USAGE_LOG_RETENTION_DAYS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of days' })
+  USAGE_LOG_RETENTION_DAYS?: string;
+
   @optional('SIGNUP_RPM_LIMIT')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of requests per minute (0 = no limit)' })
   SIGNUP_RPM_LIMIT?: string;

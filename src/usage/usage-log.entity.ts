@@ -4,13 +4,18 @@ import { bigintMicros } from '../common/money';
 /** Where a log's token counts came from. */
 export type UsageSource = 'provider' | 'tokenizer' | 'hold' | 'none';
 
+/**
+ * Partitioned by UTC month of created_at (migration 1764400000500-UsageLogPartitions): the
+ * primary key is (id, created_at), and one log per request_id is kept by nexo_settle under the
+ * workspace's row lock (a partitioned table cannot make request_id alone unique).
+ */
 @Entity({ name: 'usage_logs' })
 export class UsageLogEntity {
   @PrimaryGeneratedColumn('identity', { type: 'bigint' })
   id: string;
 
   /** Equal to the response's `x-request-id`. */
-  @Column({ name: 'request_id', type: 'text', unique: true })
+  @Column({ name: 'request_id', type: 'text' })
   requestId: string;
 
   @Column({ name: 'workspace_id', type: 'uuid' })

@@ -1,9 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InvalidRequestError } from '../common/errors/api-error';
-import { decodeCursor, encodeCursor } from '../common/pagination';
 import { UsageDailyRepository } from './usage-daily.repository';
 import { UsageLogEntity } from './usage-log.entity';
-import { UsageLogRepository } from './usage-log.repository';
+import { UsageLogPosition, UsageLogRepository } from './usage-log.repository';
 import { UsageGroupDto, UsageLogDto, UsageLogPageDto, UsageLogQueryDto, UsageSummaryDto, UsageTotalsQueryDto } from './usage.dto';
 
 const DAY_MS = 86_400_000;
@@ -15,15 +14,29 @@ export class UsageService {
     private readonly daily: UsageDailyRepository,
   ) {}
 
-  /** Newest first, keyset-paginated on the log id; `from` inclusive, `to` exclusive. */
+  /** Newest first (by created_at, then log id), keyset-paginated; `from` inclusive, `to` exclusive. */
   async list(workspaceId: string, q: UsageLogQueryDto): Promise<UsageLogPageDto> {
     const limit = q.limit ?? 20;
-    const before = q.cursor === undefined ? null : decodeCursor(q.cursor);
+    const before = q.cursor === undefined ? null : UsageService.decodeCursor(q.cursor);
     const { from, to } = UsageService.range(q.from, q.to);
     const filter = { model: q.model, keyId: q.key_id, status: q.status, from, to };
     const rows = await this.logs.listPage(workspaceId, filter, before, limit + 1);
-    const data = rows.slice(0, limit).map((r) => UsageService.toDto(r));
-    return { data, next_cursor: rows.length > limit ? encodeCursor(String(rows[limit - 1].id)) : null };
+    const data = rows.slice(0, limit).map((r) => UsageService.toDto(r.log));
+    return { data, next_cursor: rows.length > limit ? UsageService.encodeCursor(rows[limit - 1].position) : null };
+  }
+
+  /** An opaque cursor for the page after the log at `p`: its exact created_at (microseconds) and id. */
+  private static encodeCursor(p: UsageLogPosition): string {
+    return Buffer.from(`at:${p.createdAtMicros}:id:${p.id}`).toString('base64url');
+  }
+
+  /** The position a cursor of encodeCursor carries; 400 invalid_request_error for anything else. */
+  private static decodeCursor(cursor: string): UsageLogPosition {
+    const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+    // 17 digits of microseconds reach past the year 5000; 18 digits always fit a bigint
+    const match = /^at:(-?\d{1,17}):id:(\d{1,18})$/.exec(decoded);
+    if (!match) throw new InvalidRequestError('cursor is not valid: pass the next_cursor of a previous page.', 'cursor');
+    return { createdAtMicros: match[1], id: match[2] };
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { DashboardUsage1764300000100 } from '../../migrations/1764300000100-DashboardUsage';
+import { UsageLogPartitions1764400000500 } from '../../migrations/1764400000500-UsageLogPartitions';
 import { openTestDatabase } from '../helpers/databases';
 
 /** Upgrading a deployment with usage already logged, and going back. */
@@ -21,7 +22,15 @@ describe('migration DashboardUsage on existing usage', () => {
       await migration.up(runner);
       await runner.commitTransaction();
     };
+    // the later migration that partitions usage_logs is reverted first, and applied again at the end
+    const partitions = new UsageLogPartitions1764400000500();
+    const inTransaction = async (step: () => Promise<void>) => {
+      await runner.startTransaction();
+      await step();
+      await runner.commitTransaction();
+    };
     try {
+      await inTransaction(() => partitions.down(runner));
       await migration.down(runner);
       const [{ id: ws }] = await runner.query(`INSERT INTO workspaces (name, balance_micros) VALUES ('old', 0) RETURNING id`);
       const [{ id: key }] = await runner.query(
@@ -70,6 +79,8 @@ describe('migration DashboardUsage on existing usage', () => {
       );
       expect(settled).toEqual({ applied: true, charged: '40' });
       await up();
+      await inTransaction(() => partitions.up(runner));
+      expect(await runner.query(`SELECT count(*)::int AS n FROM usage_logs`)).toEqual([{ n: 4 }]);
     } finally {
       await runner.release();
     }

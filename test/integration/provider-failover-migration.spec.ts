@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { ProviderFailover1764400000200 } from '../../migrations/1764400000200-ProviderFailover';
+import { UsageLogPartitions1764400000500 } from '../../migrations/1764400000500-UsageLogPartitions';
 import { openTestDatabase } from '../helpers/databases';
 
 /** Upgrading a deployment with models and usage already there, while processes of the previous release still settle. */
@@ -22,7 +23,16 @@ describe('migration ProviderFailover', () => {
       );
     let ws = '';
     let key = '';
+    // the later migration that partitions usage_logs is reverted first (in a transaction, as
+    // TypeORM runs it), and applied again at the end
+    const partitions = new UsageLogPartitions1764400000500();
+    const inTransaction = async (step: () => Promise<void>) => {
+      await runner.startTransaction();
+      await step();
+      await runner.commitTransaction();
+    };
     try {
+      await inTransaction(() => partitions.down(runner));
       await migration.down(runner);
       [{ id: ws }] = await runner.query(`INSERT INTO workspaces (name, balance_micros) VALUES ('old', 0) RETURNING id`);
       [{ id: key }] = await runner.query(
@@ -81,6 +91,7 @@ describe('migration ProviderFailover', () => {
       );
       expect(columns).toEqual([]);
       await migration.up(runner);
+      await inTransaction(() => partitions.up(runner));
     } finally {
       await runner.release();
     }

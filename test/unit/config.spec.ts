@@ -25,6 +25,8 @@ describe('loadConfig', () => {
     [{ HOLD_TTL_SECONDS: '0' }, 'HOLD_TTL_SECONDS'],
     [{ UPSTREAM_TIMEOUT_MS: '1.5' }, 'UPSTREAM_TIMEOUT_MS'],
     [{ SWEEP_INTERVAL_MS: '5' }, 'SWEEP_INTERVAL_MS'],
+    [{ USAGE_LOG_RETENTION_DAYS: '0' }, 'USAGE_LOG_RETENTION_DAYS'],
+    [{ USAGE_LOG_RETENTION_DAYS: '30d' }, 'USAGE_LOG_RETENTION_DAYS'],
   ])('stops on %j with one line naming the variable', (env, name) => {
     let error: unknown;
     try {
@@ -36,6 +38,12 @@ describe('loadConfig', () => {
     const message = (error as Error).message;
     expect(message).toContain(name);
     expect(message).not.toContain('\n');
+  });
+
+  it('keeps usage logs forever unless USAGE_LOG_RETENTION_DAYS says how many days', () => {
+    expect(loadConfig({}).usageLogRetentionDays).toBeNull();
+    expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '' }).usageLogRetentionDays).toBeNull();
+    expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '400' }).usageLogRetentionDays).toBe(400);
   });
 
   it('refuses production without its secrets', () => {
