@@ -9,6 +9,10 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  *   Indexes are per partition: (workspace_id, created_at DESC, id DESC) and (key_id, created_at
  *   DESC, id DESC) drive the listings (newest first, keyset on (created_at, id)), and
  *   (request_id, created_at) finds a request's log. The primary key becomes (id, created_at).
+ * - No foreign keys: attaching a partition would lock workspaces and api_keys (SHARE ROW
+ *   EXCLUSIVE) and dropping one would lock them ACCESS EXCLUSIVE, stalling every request. The
+ *   only writer, nexo_settle, takes the workspace and key from the hold, or checks that the key
+ *   is the workspace's when there is none (workspaces are deleted only while nothing refers to them).
  * - A partitioned table's unique keys must hold the partition key, so request_id alone can no
  *   longer be UNIQUE. nexo_settle keeps one log per request by looking for it under the row
  *   lock of the request's workspace, which it takes in both branches before writing the log (and
@@ -38,8 +42,8 @@ export class UsageLogPartitions1764400000500 implements MigrationInterface {
       CREATE TABLE usage_logs (
         id bigint GENERATED ALWAYS AS IDENTITY,
         request_id text NOT NULL,
-        workspace_id uuid NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        key_id uuid NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+        workspace_id uuid NOT NULL,
+        key_id uuid NOT NULL,
         model text NOT NULL,
         provider text,
         prompt_tokens integer NOT NULL DEFAULT 0 CHECK (prompt_tokens >= 0),
@@ -135,8 +139,8 @@ export class UsageLogPartitions1764400000500 implements MigrationInterface {
  * Creates the partition of the UTC month holding `p_month` unless it exists, moving that month's
  * rows out of the default partition, and returns its name. Partitions are named
  * usage_logs_YYYY_MM. Made as a table of its own and then attached, so the parent is never locked
- * against reads and writes (ATTACH takes SHARE UPDATE EXCLUSIVE on it; the default partition and
- * the tables the foreign keys reference are locked briefly). Serialised by an advisory lock.
+ * against reads and writes (ATTACH takes SHARE UPDATE EXCLUSIVE on it; the default partition is
+ * locked briefly). Serialised by an advisory lock.
  */
 const PARTITION_FUNCTION = `
   CREATE FUNCTION nexo_usage_log_partition(p_month timestamptz) RETURNS text
@@ -251,6 +255,10 @@ const SETTLE_V4 = `
       END IF;
     ELSE
       PERFORM 1 FROM workspaces WHERE id = p_workspace_id FOR UPDATE;
+      -- what the foreign keys checked before usage_logs was partitioned
+      IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM api_keys WHERE id = p_key_id AND workspace_id = p_workspace_id) THEN
+        RAISE EXCEPTION 'nexo_settle: no key % in workspace %', p_key_id, p_workspace_id USING ERRCODE = 'foreign_key_violation';
+      END IF;
     END IF;
     v_workspace_id := COALESCE(v_hold.workspace_id, p_workspace_id);
     v_key_id := COALESCE(v_hold.key_id, p_key_id);

@@ -11,9 +11,9 @@ export interface UsageLogPartition {
 /**
  * The partitions of usage_logs, through the SQL functions of 1764400000500-UsageLogPartitions.
  * Each call is one short transaction that gives up after `lockTimeoutMs` waiting for a lock
- * (attaching or detaching a partition briefly locks usage_logs' default partition, or the
- * whole table, and the tables its foreign keys reference): the next run tries again, and no
- * settlement queues behind it for longer than that.
+ * (attaching a partition briefly locks usage_logs' default partition, detaching one the whole
+ * table; usage_logs has no foreign keys, so workspaces and api_keys are never locked): the next
+ * run tries again, and no settlement queues behind it for longer than that.
  */
 @Injectable()
 export class UsageLogPartitionRepository {

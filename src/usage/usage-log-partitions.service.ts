@@ -5,7 +5,7 @@ import { addUtcMonths, UsageLogPartitionRepository } from './usage-log-partition
 /** Month partitions kept ahead of now: the current month's and this many after it. */
 export const PARTITION_MONTHS_AHEAD = 2;
 /** The longest a maintenance step waits for a lock before giving up until the next run. */
-const LOCK_TIMEOUT_MS = 1_000;
+const LOCK_TIMEOUT_MS = 250;
 const DAY_MS = 86_400_000;
 
 export interface PartitionMaintenance {

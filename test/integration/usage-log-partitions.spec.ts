@@ -105,6 +105,26 @@ describe('usage_logs partitioned by month (PostgreSQL and Redis)', () => {
     expect(await ctx.db.query('SELECT cost_micros FROM usage_logs WHERE request_id = $1', [unheld])).toEqual([{ cost_micros: '0' }]);
     expect(await ctx.db.query('SELECT sum(requests)::int AS n FROM usage_daily WHERE key_id = $1', [ids.keyId])).toEqual([{ n: 2 }]);
     expect(await reconcile(ctx.db)).toEqual([]);
+
+    // no foreign key any more: a settlement without a hold still needs the key to be the workspace's
+    const stranger = await ctx.workspaceWithKey();
+    await expect(holds.settle(settlement({ workspaceId: ids.workspaceId, keyId: stranger.keyId }, requestId('stray'), 0))).rejects.toThrow(
+      /no key/,
+    );
+  });
+
+  it('creates and drops partitions without locking workspaces or api_keys (what every request reads and holds)', async () => {
+    const other = ctx.db.createQueryRunner();
+    try {
+      await other.startTransaction();
+      // a request in flight: its key read, its hold placed
+      await other.query('LOCK TABLE workspaces, api_keys IN ROW EXCLUSIVE MODE');
+      expect(await partitions.ensureMonth(new Date(Date.UTC(1990, 0, 1)), 200)).toBe('usage_logs_1990_01');
+      expect(await partitions.dropBefore(new Date(Date.UTC(1990, 1, 1)), 200)).toEqual(['usage_logs_1990_01']);
+    } finally {
+      await other.rollbackTransaction();
+      await other.release();
+    }
   });
 
   it('a worker process keeps the partitions ahead on its schedule, from its start', async () => {
