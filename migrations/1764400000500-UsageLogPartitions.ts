@@ -66,11 +66,13 @@ export class UsageLogPartitions1764400000500 implements MigrationInterface {
     await q.query(`INSERT INTO usage_log_retention (dropped_before) VALUES (NULL)`);
     await q.query(PARTITION_FUNCTION);
     await q.query(DROP_PARTITIONS_FUNCTION);
-    // a partition for every month with logs, the current one and two ahead
+    // a partition for every month with logs (up to ten years back: anything older, from a wrong
+    // clock, goes to the default partition), the current one and two ahead
     await q.query(`
       SELECT nexo_usage_log_partition(m AT TIME ZONE 'UTC')
         FROM generate_series(
-               date_trunc('month', LEAST((SELECT min(created_at) FROM usage_logs_unpartitioned), now()) AT TIME ZONE 'UTC'),
+               date_trunc('month', GREATEST(LEAST((SELECT min(created_at) FROM usage_logs_unpartitioned), now()), now() - interval '10 years')
+                                   AT TIME ZONE 'UTC'),
                date_trunc('month', now() AT TIME ZONE 'UTC') + interval '2 months',
                interval '1 month') AS m`);
     await q.query(`
