@@ -1,4 +1,16 @@
-import { countTokens } from 'gpt-tokenizer';
+import type * as GptTokenizer from 'gpt-tokenizer';
+
+let tokenizer: typeof GptTokenizer | undefined;
+
+/**
+ * o200k's tables cost about 70 MB and half a second to load: they are loaded the first time a
+ * provider reports no usage, not at start (most processes never need them).
+ */
+function countTokens(text: string): number {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, synchronously
+  tokenizer ??= require('gpt-tokenizer') as typeof GptTokenizer;
+  return tokenizer.countTokens(text);
+}
 
 /** Tokens OpenAI's chat format adds per message (role and separators) and per reply. */
 const PER_MESSAGE = 4;
