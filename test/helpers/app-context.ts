@@ -5,6 +5,7 @@ import type { Settlement } from '../../src/billing/settlement/settlement.types';
 import { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module';
 import { BillingService } from '../../src/billing/billing.service';
+import { HoldRepository } from '../../src/billing/hold.repository';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
 import { KeysService } from '../../src/keys/keys.service';
@@ -77,6 +78,25 @@ export class AppContext {
       await this.get(BillingService).credit(workspace.id, { amount_micros: creditMicros, reason: 'test credit' }, undefined);
     const created = await this.get(KeysService).create(workspace.id, { name: 'test key', ...key });
     return { workspaceId: workspace.id, keyId: created.id, key: created.key };
+  }
+
+  /** A key of a workspace credited with $10, `count` open holds of `amount` on it, and a settlement at `cost` for each. */
+  async openHolds(
+    count: number,
+    amount: number,
+    cost: number,
+    label = 'int',
+  ): Promise<{ workspaceId: string; keyId: string; settlements: Settlement[] }> {
+    const ids = await this.workspaceWithKey(10_000_000);
+    const holds = this.get(HoldRepository);
+    const settlements: Settlement[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = requestId(label);
+      const placed = await holds.placeHold(id, ids.workspaceId, ids.keyId, 'deepseek-v4-flash', amount, 900);
+      if (placed.outcome !== 'held') throw new Error(`hold ${id} not placed: ${placed.outcome}`);
+      settlements.push(settlement(ids, id, cost));
+    }
+    return { workspaceId: ids.workspaceId, keyId: ids.keyId, settlements };
   }
 
   /** Balance and holds of a workspace, spending and holds of one of its keys. */

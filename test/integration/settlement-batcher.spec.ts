@@ -4,11 +4,8 @@ import { HoldRepository } from '../../src/billing/hold.repository';
 import { reconcile } from '../../src/billing/reconcile';
 import { SettlementBatcher } from '../../src/billing/settlement/settlement-batcher';
 import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
-import type { Settlement } from '../../src/billing/settlement/settlement.types';
-import { AppContext, requestId, settlement } from '../helpers/app-context';
+import { AppContext } from '../helpers/app-context';
 import { waitFor } from '../helpers/wait';
-
-const MODEL = 'deepseek-v4-flash';
 
 describe(`${SettlementBatcher.name} (PostgreSQL and Redis)`, () => {
   let ctx: AppContext;
@@ -23,20 +20,8 @@ describe(`${SettlementBatcher.name} (PostgreSQL and Redis)`, () => {
   afterAll(() => ctx?.close());
   afterEach(() => jest.restoreAllMocks());
 
-  /** `count` open holds of `amount` each on one key, and a settlement at `cost` for each. */
-  async function openHolds(count: number, amount: number, cost: number) {
-    const ids = await ctx.workspaceWithKey(10_000_000);
-    const settlements: Settlement[] = [];
-    for (let i = 0; i < count; i++) {
-      const id = requestId('batch');
-      expect(await holds.placeHold(id, ids.workspaceId, ids.keyId, MODEL, amount, 900)).toEqual({ outcome: 'held' });
-      settlements.push(settlement(ids, id, cost, { latencyMs: 3 }));
-    }
-    return { ...ids, settlements };
-  }
-
   it('writes settlements that arrive together in one transaction per 100', async () => {
-    const { workspaceId, keyId, settlements } = await openHolds(150, 1_000, 400);
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(150, 1_000, 400, 'batch');
     const settleMany = jest.spyOn(holds, 'settleMany');
     const settle = jest.spyOn(holds, 'settle');
 
@@ -50,7 +35,7 @@ describe(`${SettlementBatcher.name} (PostgreSQL and Redis)`, () => {
   });
 
   it('settles a request delivered twice in one batch once, and reports the charge to both', async () => {
-    const { workspaceId, keyId, settlements } = await openHolds(1, 1_000, 321);
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(1, 1_000, 321, 'batch');
     const [a, b] = await Promise.all([batcher.settle({ ...settlements[0] }), batcher.settle({ ...settlements[0] })]);
     expect(a).toEqual({ applied: true, chargedMicros: 321 });
     expect(b).toEqual(a);
@@ -59,7 +44,7 @@ describe(`${SettlementBatcher.name} (PostgreSQL and Redis)`, () => {
   });
 
   it('retries a failed batch one settlement at a time, so one bad item fails alone', async () => {
-    const { workspaceId, keyId, settlements } = await openHolds(3, 1_000, 200);
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(3, 1_000, 200, 'batch');
     const poisoned = { ...settlements[1], promptTokens: -1 }; // refused by the usage log's check constraint
     const settle = jest.spyOn(holds, 'settle');
 
@@ -75,7 +60,7 @@ describe(`${SettlementBatcher.name} (PostgreSQL and Redis)`, () => {
   });
 
   it('is what the queue worker settles jobs with', async () => {
-    const { workspaceId, keyId, settlements } = await openHolds(20, 1_000, 150);
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(20, 1_000, 150, 'batch');
     const settleMany = jest.spyOn(holds, 'settleMany');
     const queue = ctx.app.get<Queue>(getQueueToken(QueueName.Usage));
     await queue.addBulk(settlements.map((s) => ({ name: JobName.Settle, data: s, opts: { jobId: s.requestId } })));

@@ -9,11 +9,9 @@ import { groupMemberKey, type SettlementGroup } from '../../src/billing/settleme
 import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
 import type { Settlement } from '../../src/billing/settlement/settlement.types';
 import { RedisService } from '../../src/redis/redis.service';
-import { AppContext, requestId, settlement } from '../helpers/app-context';
+import { AppContext } from '../helpers/app-context';
 import { REDIS_URL } from '../helpers/databases';
 import { waitFor } from '../helpers/wait';
-
-const MODEL = 'deepseek-v4-flash';
 
 /**
  * Grouped settlement: the requests that finish together travel as one `settle-group` job. First
@@ -34,23 +32,12 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
   afterAll(() => ctx?.close());
   beforeEach(() => queue.obliterate({ force: true }));
 
-  async function openHolds(count: number, amount: number, cost: number) {
-    const ids = await ctx.workspaceWithKey(10_000_000);
-    const settlements: Settlement[] = [];
-    for (let i = 0; i < count; i++) {
-      const id = requestId('group');
-      expect(await holds.placeHold(id, ids.workspaceId, ids.keyId, MODEL, amount, 900)).toEqual({ outcome: 'held' });
-      settlements.push(settlement(ids, id, cost));
-    }
-    return { ...ids, settlements };
-  }
-
   async function jobs() {
     return queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed']);
   }
 
   it('records the requests that finish together as one group job, each named in Redis for the sweeper', async () => {
-    const { settlements } = await openHolds(30, 1_000, 100);
+    const { settlements } = await ctx.openHolds(30, 1_000, 100, 'group');
     const recorded = await Promise.all(settlements.map((s) => recorder.record(s)));
     expect(recorded.every((r) => r.ok && r.chargedMicros === null)).toBe(true);
     const all = await jobs();
@@ -62,14 +49,14 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
   });
 
   it('records a request alone as a job of its own, named by its request id', async () => {
-    const { settlements } = await openHolds(1, 1_000, 100);
+    const { settlements } = await ctx.openHolds(1, 1_000, 100, 'group');
     expect(await recorder.record(settlements[0])).toEqual({ ok: true, chargedMicros: null });
     const all = await jobs();
     expect(all.map((j) => [j.name, j.id])).toEqual([[JobName.Settle, settlements[0].requestId]]);
   });
 
   it('withdraws one request from a waiting group: the others travel on in a new group', async () => {
-    const { workspaceId, keyId, settlements } = await openHolds(3, 1_000, 100);
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(3, 1_000, 100, 'group');
     await Promise.all(settlements.map((s) => recorder.record(s)));
     const [first] = await jobs();
     expect(await recorder.withdraw(settlements[1].requestId)).toBe(true);
@@ -95,7 +82,7 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
   });
 
   it('the sweeper leaves an expired hold to its queued group, and settles it from a group that failed for good', async () => {
-    const { workspaceId, keyId, settlements } = await openHolds(2, 1_000, 300);
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(2, 1_000, 300, 'group');
     await Promise.all(settlements.map((s) => recorder.record(s)));
     await ctx.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE workspace_id = $1`, [workspaceId]);
     const sweeper = ctx.get(HoldSweeper);
@@ -125,7 +112,7 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
     afterAll(() => worker?.close());
 
     it('applies a group once, and a group delivered twice charges each request once', async () => {
-      const { workspaceId, keyId, settlements } = await openHolds(40, 1_000, 250);
+      const { workspaceId, keyId, settlements } = await ctx.openHolds(40, 1_000, 250, 'group');
       await Promise.all(settlements.map((s) => recorder.record(s)));
       await waitFor('the group', async () => ((await ctx.money(workspaceId, keyId)).wsHeld === 0 ? true : undefined));
       expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 40 * 250, wsHeld: 0, spent: 40 * 250, keyHeld: 0 });
