@@ -111,15 +111,25 @@ export class SettlementRecorder {
     await job.remove();
     this.groupOf.delete(requestId);
     const rest = (job.data as SettlementGroup).settlements.filter((s) => s.requestId !== requestId);
-    if (rest.length > 0) {
-      try {
-        await this.addGroup(rest);
-      } catch (err) {
-        this.logger.warn(`Settlement queue unavailable (${(err as Error).message}): settling ${rest.length} requests now`);
-        await this.holds.settleMany(rest);
-      }
-    }
+    if (rest.length > 0) await this.sendOn(rest);
+    // taken back whatever became of the others: the caller records this request anew
     return true;
+  }
+
+  /** The rest of a group one request was taken out of: queued again, else settled now. Never throws. */
+  private async sendOn(rest: Settlement[]): Promise<void> {
+    try {
+      await this.addGroup(rest);
+      return;
+    } catch (err) {
+      this.logger.warn(`Settlement queue unavailable (${(err as Error).message}): settling ${rest.length} requests now`);
+    }
+    try {
+      await this.holds.settleMany(rest);
+    } catch (err) {
+      // their holds stay reserved: the sweeper releases them (never an overdraw; reconcile counts them)
+      this.logger.error(`Could not settle ${rest.length} requests of a withdrawn group: ${(err as Error).message}`);
+    }
   }
 
   private oneAtATime<T>(groupId: string, work: () => Promise<T>): Promise<T> {
