@@ -1,6 +1,6 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger } from '@nestjs/common';
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import { LRUCache } from 'lru-cache';
 import { randomUUID } from 'node:crypto';
 import { MetricsService } from '../../metrics/metrics.service';
@@ -91,7 +91,7 @@ export class SettlementRecorder {
   async withdraw(requestId: string): Promise<boolean> {
     const groupId = this.groupOf.get(requestId);
     try {
-      if (!groupId) return await withTimeout(this.removeWaiting(requestId), ENQUEUE_TIMEOUT_MS);
+      if (!groupId) return (await withTimeout(this.removeIfWaiting(requestId), ENQUEUE_TIMEOUT_MS)) !== null;
       return await this.oneAtATime(groupId, () => withTimeout(this.removeFromGroup(groupId, requestId), ENQUEUE_TIMEOUT_MS));
     } catch {
       return false;
@@ -104,11 +104,8 @@ export class SettlementRecorder {
    * in PostgreSQL at once when Redis cannot take them.
    */
   private async removeFromGroup(groupId: string, requestId: string): Promise<boolean> {
-    const job = await this.queue.getJob(groupId);
+    const job = await this.removeIfWaiting(groupId);
     if (!job) return false;
-    const state = await job.getState();
-    if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
-    await job.remove();
     this.groupOf.delete(requestId);
     const rest = (job.data as SettlementGroup).settlements.filter((s) => s.requestId !== requestId);
     if (rest.length > 0) await this.sendOn(rest);
@@ -148,13 +145,13 @@ export class SettlementRecorder {
    * job already completed, whose charge is applied. A job a worker takes between the look and
    * the removal is locked, and its removal throws.
    */
-  private async removeWaiting(requestId: string): Promise<boolean> {
-    const job = await this.queue.getJob(requestId);
-    if (!job) return false;
+  private async removeIfWaiting(jobId: string): Promise<Job | null> {
+    const job = await this.queue.getJob(jobId);
+    if (!job) return null;
     const state = await job.getState();
-    if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return false;
+    if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return null;
     await job.remove();
-    return true;
+    return job;
   }
 
   /** Joins the group forming in this turn of the event loop; true once Redis has its job. */
