@@ -74,7 +74,7 @@ export function App() {
     return location.path === '/login' ? (
       <LoginPage next={location.params.get('next')} expired={location.params.get('expired') === '1'} onSignedIn={signedIn} />
     ) : (
-      <SignupPage onSignedIn={signedIn} />
+      <SignupPage next={location.params.get('next')} onSignedIn={signedIn} />
     );
   }
   if (!token) return null;

@@ -77,7 +77,7 @@ export function LoginPage({ next, expired, onSignedIn }: { next: string | null; 
   );
 }
 
-export function SignupPage({ onSignedIn }: { onSignedIn: () => void }) {
+export function SignupPage({ next, onSignedIn }: { next: string | null; onSignedIn: () => void }) {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [workspace, setWorkspace] = useState('');
@@ -103,7 +103,7 @@ export function SignupPage({ onSignedIn }: { onSignedIn: () => void }) {
       });
       setSessionToken(res.access_token);
       onSignedIn();
-      navigate('/', { replace: true });
+      navigate(destination(next), { replace: true });
     } catch (err) {
       const message = errorMessage(err);
       if (err instanceof ApiError && /email/i.test(message)) setErrors({ email: message });
@@ -151,7 +151,7 @@ export function SignupPage({ onSignedIn }: { onSignedIn: () => void }) {
         </button>
       </form>
       <p>
-        Already have an account? <Link to="/login">Log in</Link>
+        Already have an account? <Link to={next ? `/login?next=${encodeURIComponent(next)}` : '/login'}>Log in</Link>
       </p>
     </main>
   );
