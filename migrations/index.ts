@@ -7,6 +7,7 @@ import { DashboardUsage1764300000100 } from './1764300000100-DashboardUsage';
 import { Payments1764400000000 } from './1764400000000-Payments';
 import { ProviderFailover1764400000200 } from './1764400000200-ProviderFailover';
 import { UsageLogPartitions1764400000500 } from './1764400000500-UsageLogPartitions';
+import { EscrowLeases1764500000000 } from './1764500000000-EscrowLeases';
 
 export const MIGRATIONS = [
   Initial1764100000000,
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   Payments1764400000000,
   ProviderFailover1764400000200,
   UsageLogPartitions1764400000500,
+  EscrowLeases1764500000000,
 ];

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { BillingService } from './billing.service';
 import { HoldKeepAlive } from './hold-keep-alive.service';
+import { EscrowLeases } from './leases/escrow-leases.service';
 import { LedgerEntryEntity } from './ledger-entry.entity';
 import { LedgerRepository } from './ledger.repository';
 import { SettlementModule } from './settlement/settlement.module';
@@ -12,7 +13,7 @@ import { SettlementModule } from './settlement/settlement.module';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([LedgerEntryEntity]), SettlementModule],
-  providers: [LedgerRepository, HoldKeepAlive, BillingService],
+  providers: [LedgerRepository, HoldKeepAlive, EscrowLeases, BillingService],
   exports: [BillingService],
 })
 export class BillingModule {}

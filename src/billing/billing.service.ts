@@ -9,7 +9,8 @@ import { CreditCreateDto, LedgerEntryDto, LedgerPageDto } from './billing.dto';
 import { Hold, HoldRequest } from './hold';
 import { affordableCompletionTokens, holdEstimate } from './hold-estimate';
 import { HoldKeepAlive } from './hold-keep-alive.service';
-import { HoldRepository } from './hold.repository';
+import { HoldRepository, PlaceHoldResult } from './hold.repository';
+import { EscrowLeases } from './leases/escrow-leases.service';
 import { LedgerEntryEntity } from './ledger-entry.entity';
 import type { EntityManager } from 'typeorm';
 import { LedgerCredit, LedgerRepository, LedgerTx } from './ledger.repository';
@@ -34,6 +35,7 @@ export class BillingService {
     private readonly entries: LedgerRepository,
     private readonly recorder: SettlementRecorder,
     private readonly keepAlive: HoldKeepAlive,
+    private readonly leases: EscrowLeases,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
   ) {}
@@ -46,27 +48,28 @@ export class BillingService {
   async reserve(request: HoldRequest): Promise<Hold> {
     const { requestId, model, promptTokens, completionTokens } = request;
     const estimate = holdEstimate(promptTokens, completionTokens, model);
-    let outcome;
-    try {
-      outcome = await this.holds.placeHold(
+    // a key with a budget is held per request: its budget is checked by the hold itself
+    if (!request.keyHasBudget) {
+      const leased = await this.leases.hold(request.workspaceId, estimate.amountMicros, {
         requestId,
-        request.workspaceId,
-        request.keyId,
-        model.id,
-        estimate.amountMicros,
-        this.config.holdTtlSeconds,
-      );
-    } catch (err) {
-      this.metrics.holds.inc({ outcome: 'error' });
-      this.logger.error(`Could not place hold for ${requestId}: ${(err as Error).message}`);
-      throw new GatewayError(503, 'The gateway cannot reach its billing store right now; the request was not sent. Try again shortly.', {
-        'retry-after': '1',
+        keyId: request.keyId,
+        model: model.id,
+        createdAt: Date.now(),
       });
+      if (leased) {
+        this.metrics.holds.inc({ outcome: 'leased' });
+        return new Hold(request, estimate.amountMicros, this.recorder, () => this.leases.release(leased), leased);
+      }
+    }
+    let outcome = await this.placeHold(request, estimate.amountMicros);
+    // before refusing for lack of balance: money may sit unused in leases (this process's or others')
+    if (outcome.outcome === 'insufficient_balance' && (await this.leases.reclaim(request.workspaceId))) {
+      outcome = await this.placeHold(request, estimate.amountMicros);
     }
     this.metrics.holds.inc({ outcome: outcome.outcome });
     if (outcome.outcome === 'held') {
       this.keepAlive.track(requestId);
-      return new Hold(request, estimate.amountMicros, this.recorder, this.keepAlive);
+      return new Hold(request, estimate.amountMicros, this.recorder, () => this.keepAlive.release(requestId));
     }
     const limited = outcome.outcome === 'insufficient_balance' ? outcome.availableMicros : outcome.keyRemainingMicros;
     const affordable = affordableCompletionTokens(limited, promptTokens, model);
@@ -84,6 +87,26 @@ export class BillingService {
     throw new InsufficientQuotaError(
       `Insufficient key budget. Remaining key budget: ${formatUsd(Math.max(0, outcome.keyRemainingMicros))}.${detail}`,
     );
+  }
+
+  /** One hold of the request's own in PostgreSQL, or 503 when the store cannot be reached. */
+  private async placeHold(request: HoldRequest, amountMicros: number): Promise<PlaceHoldResult> {
+    try {
+      return await this.holds.placeHold(
+        request.requestId,
+        request.workspaceId,
+        request.keyId,
+        request.model.id,
+        amountMicros,
+        this.config.holdTtlSeconds,
+      );
+    } catch (err) {
+      this.metrics.holds.inc({ outcome: 'error' });
+      this.logger.error(`Could not place hold for ${request.requestId}: ${(err as Error).message}`);
+      throw new GatewayError(503, 'The gateway cannot reach its billing store right now; the request was not sent. Try again shortly.', {
+        'retry-after': '1',
+      });
+    }
   }
 
   /**

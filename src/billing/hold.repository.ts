@@ -49,6 +49,19 @@ function settleParams(s: Settlement): unknown[] {
   ];
 }
 
+/** One result per request: a request twice in one batch was charged by its first row, the second found nothing to do. */
+function collect(rows: Array<{ request_id: string; applied: boolean; charged: string }>): Map<string, SettleResult> {
+  const results = new Map<string, SettleResult>();
+  for (const r of rows) {
+    const earlier = results.get(r.request_id);
+    results.set(r.request_id, {
+      applied: r.applied || (earlier?.applied ?? false),
+      chargedMicros: Number(r.charged) + (earlier?.chargedMicros ?? 0),
+    });
+  }
+  return results;
+}
+
 /**
  * Holds, from placement to settlement: the money-moving SQL of the hot path. Each method is
  * one transaction; the three hot statements (nexo_place_hold, nexo_settle, nexo_settle_many)
@@ -89,6 +102,7 @@ export class HoldRepository {
    * settlement finds nothing to charge; the usage log's unique request id keeps one record.
    */
   async settle(s: Settlement): Promise<SettleResult> {
+    if (s.leaseId) return (await this.settleLeased([s])).get(s.requestId)!;
     const { rows } = await this.pool.query<{ applied: boolean; charged: string }>({
       name: 'nexo_settle',
       text: SETTLE_SQL,
@@ -98,10 +112,27 @@ export class HoldRepository {
   }
 
   /**
-   * Settles many requests in one transaction (nexo_settle_many). Sorted by workspace then
-   * key, the same order every batch locks rows in.
+   * Settles many requests: those held against leases in one transaction (nexo_settle_leased,
+   * one statement per table), the others in another (nexo_settle_many, sorted by workspace then
+   * key, the same order every batch locks rows in).
    */
   async settleMany(items: Settlement[]): Promise<Map<string, SettleResult>> {
+    const leased = items.filter((s) => s.leaseId);
+    if (leased.length === 0) return this.settleHeld(items);
+    if (leased.length === items.length) return this.settleLeased(items);
+    const [a, b] = await Promise.all([this.settleLeased(leased), this.settleHeld(items.filter((s) => !s.leaseId))]);
+    return new Map([...a, ...b]);
+  }
+
+  private async settleLeased(items: Settlement[]): Promise<Map<string, SettleResult>> {
+    const { rows } = await this.pool.query<{ request_id: string; applied: boolean; charged: string }>(
+      'SELECT * FROM nexo_settle_leased($1::jsonb)',
+      [JSON.stringify(items)],
+    );
+    return collect(rows);
+  }
+
+  private async settleHeld(items: Settlement[]): Promise<Map<string, SettleResult>> {
     const sorted = [...items].sort(
       (a, b) => a.workspaceId.localeCompare(b.workspaceId) || a.keyId.localeCompare(b.keyId) || a.requestId.localeCompare(b.requestId),
     );
@@ -109,16 +140,7 @@ export class HoldRepository {
       'SELECT * FROM nexo_settle_many($1::jsonb)',
       [JSON.stringify(sorted)],
     );
-    // a request twice in one batch: the first row charged it, the second found nothing to do
-    const results = new Map<string, SettleResult>();
-    for (const r of rows) {
-      const earlier = results.get(r.request_id);
-      results.set(r.request_id, {
-        applied: r.applied || (earlier?.applied ?? false),
-        chargedMicros: Number(r.charged) + (earlier?.chargedMicros ?? 0),
-      });
-    }
-    return results;
+    return collect(rows);
   }
 
   /**

@@ -1,5 +1,4 @@
 import type { UsageSource } from '../usage/usage-log.entity';
-import type { HoldKeepAlive } from './hold-keep-alive.service';
 import type { SettlementRecorder } from './settlement/settlement-recorder.service';
 import type { Settlement } from './settlement/settlement.types';
 
@@ -48,11 +47,18 @@ export interface SettleReceipt {
  * process that died expire and reach the sweeper.
  */
 export class Hold {
+  private released = false;
+
+  /**
+   * `release` runs once, when the settlement is handed over: it stops renewing a hold of its
+   * own, or takes a hold against a lease out of the lease. `lease` names that lease, if any.
+   */
   constructor(
     private readonly request: HoldRequest,
     readonly amountMicros: number,
     private readonly recorder: SettlementRecorder,
-    private readonly keepAlive: HoldKeepAlive,
+    private readonly release: () => void,
+    private readonly lease: { leaseId: string } | null = null,
   ) {}
 
   get requestId(): string {
@@ -74,7 +80,10 @@ export class Hold {
       // queued: the worker charges exactly the cost capped at the hold
       return { ok: recorded.ok, chargedMicros: recorded.chargedMicros ?? Math.min(outcome.costMicros, this.amountMicros) };
     } finally {
-      this.keepAlive.release(this.request.requestId);
+      if (!this.released) {
+        this.released = true;
+        this.release();
+      }
     }
   }
 
@@ -103,6 +112,7 @@ export class Hold {
       stream: o.stream,
       createdAt: o.createdAt,
       attempts: o.attempts ?? null,
+      ...(this.lease ? { leaseId: this.lease.leaseId, holdMicros: this.amountMicros } : {}),
     };
   }
 }

@@ -101,6 +101,16 @@ export class LedgerRepository {
       const [found] = await rowsOf<{ balance_micros: string }>(tx, 'SELECT balance_micros FROM workspaces WHERE id = $1', [c.workspaceId]);
       return found ? { outcome: 'out_of_range', balanceMicros: safeMicros(found.balance_micros) } : { outcome: 'workspace_not_found' };
     }
+    if (c.amountMicros < 0) {
+      // a debit: the processes holding leases on this workspace give their free parts back (they
+      // see it at their next renewal, within LEASE_RENEW_MS) and take new ones sized by what is
+      // left; until then a leased charge never takes money that backs other holds (nexo_settle_leased)
+      await tx.query(
+        `UPDATE leases SET recall = true
+          WHERE id IN (SELECT id FROM leases WHERE workspace_id = $1 AND state = 'open' AND NOT recall ORDER BY id FOR UPDATE)`,
+        [c.workspaceId],
+      );
+    }
     const [entry] = await rowsOf<{ id: string }>(
       tx,
       `INSERT INTO ledger_entries (workspace_id, kind, amount_micros, balance_after_micros, reference, reason, request_hash)

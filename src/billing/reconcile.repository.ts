@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 
 export interface Drift {
   kind: 'workspace_balance' | 'workspace_held' | 'key_spent' | 'key_held' | 'usage_vs_ledger' | 'usage_daily_requests' | 'usage_daily_cost';
@@ -14,36 +14,46 @@ export interface Drift {
 export class ReconcileRepository {
   constructor(private readonly db: DataSource) {}
 
-  /** Every drift between cached figures and the ledger; an empty list means none. */
-  async drifts(): Promise<Drift[]> {
+  /**
+   * Every drift between cached figures and the ledger; an empty list means none. One
+   * REPEATABLE READ snapshot: money moving meanwhile (a settlement, a lease) is seen on both
+   * sides of every comparison or on neither.
+   */
+  drifts(): Promise<Drift[]> {
+    return this.db.transaction('REPEATABLE READ', (tx) => this.driftsIn(tx));
+  }
+
+  private async driftsIn(tx: EntityManager): Promise<Drift[]> {
     const drifts: Drift[] = [];
     const add = (kind: Drift['kind'], rows: Array<{ id: string; expected: string; actual: string }>) => {
       for (const r of rows) drifts.push({ kind, id: r.id, expected: Number(r.expected), actual: Number(r.actual) });
     };
     add(
       'workspace_balance',
-      await this.db.query(`
+      await tx.query(`
         SELECT w.id, COALESCE(SUM(l.amount_micros), 0) AS expected, w.balance_micros AS actual
           FROM workspaces w LEFT JOIN ledger_entries l ON l.workspace_id = w.id
          GROUP BY w.id HAVING COALESCE(SUM(l.amount_micros), 0) <> w.balance_micros`),
     );
     add(
       'workspace_held',
-      await this.db.query(`
-        SELECT w.id, COALESCE(SUM(h.amount_micros), 0) AS expected, w.held_micros AS actual
-          FROM workspaces w LEFT JOIN holds h ON h.workspace_id = w.id
-         GROUP BY w.id HAVING COALESCE(SUM(h.amount_micros), 0) <> w.held_micros`),
+      await tx.query(`
+        SELECT w.id, x.expected, w.held_micros AS actual
+          FROM workspaces w,
+               LATERAL (SELECT COALESCE((SELECT SUM(amount_micros) FROM holds WHERE workspace_id = w.id), 0)
+                             + COALESCE((SELECT SUM(amount_micros) FROM leases WHERE workspace_id = w.id AND state <> 'closed'), 0) AS expected) x
+         WHERE x.expected <> w.held_micros`),
     );
     add(
       'key_spent',
-      await this.db.query(`
+      await tx.query(`
         SELECT k.id, COALESCE(-SUM(l.amount_micros), 0) AS expected, k.spent_micros AS actual
           FROM api_keys k LEFT JOIN ledger_entries l ON l.key_id = k.id AND l.kind = 'charge'
          GROUP BY k.id HAVING COALESCE(-SUM(l.amount_micros), 0) <> k.spent_micros`),
     );
     add(
       'key_held',
-      await this.db.query(`
+      await tx.query(`
         SELECT k.id, COALESCE(SUM(h.amount_micros), 0) AS expected, k.held_micros AS actual
           FROM api_keys k LEFT JOIN holds h ON h.key_id = k.id
          GROUP BY k.id HAVING COALESCE(SUM(h.amount_micros), 0) <> k.held_micros`),
@@ -58,7 +68,7 @@ export class ReconcileRepository {
                    WHERE workspace_id = w.id AND day < ((SELECT dropped_before FROM usage_log_retention) AT TIME ZONE 'UTC')::date), 0)`;
     add(
       'usage_vs_ledger',
-      await this.db.query(`
+      await tx.query(`
         SELECT w.id,
                COALESCE((SELECT -SUM(amount_micros) FROM ledger_entries WHERE workspace_id = w.id AND kind = 'charge'), 0) AS expected,
                ${logged} AS actual
@@ -69,8 +79,8 @@ export class ReconcileRepository {
     // the dashboard's daily totals (kept by nexo_settle) against the logs they sum, per
     // workspace, UTC day, key and model; the id names the group. Only from the UTC month start
     // before which USAGE_LOG_RETENTION_DAYS dropped the logs (usage_log_retention), if it did.
-    const daily: Array<{ id: string; log_requests: string; daily_requests: string; log_cost: string; daily_cost: string }> = await this.db
-      .query(`
+    const daily: Array<{ id: string; log_requests: string; daily_requests: string; log_cost: string; daily_cost: string }> =
+      await tx.query(`
         SELECT concat_ws('/', COALESCE(l.workspace_id, d.workspace_id), COALESCE(l.day, d.day), COALESCE(l.key_id, d.key_id),
                          COALESCE(l.model, d.model)) AS id,
                COALESCE(l.requests, 0) AS log_requests, COALESCE(d.requests, 0) AS daily_requests,
@@ -106,6 +116,18 @@ export class ReconcileRepository {
          FROM usage_logs WHERE error_code = 'outcome_unknown'`,
     );
     return { requests: row.requests, workspaces: row.workspaces };
+  }
+
+  /**
+   * Escrow leases: how many are live and what they hold (counted in held_micros above), and what
+   * settlements could not charge because a dead process's lease was closed before they arrived.
+   */
+  async leases(): Promise<{ live: number; heldMicros: number; shortfallMicros: number }> {
+    const [row]: Array<{ live: number; held: string; shortfall: string }> = await this.db.query(
+      `SELECT count(*) FILTER (WHERE state <> 'closed')::int AS live, COALESCE(SUM(amount_micros), 0) AS held,
+              COALESCE(SUM(shortfall_micros), 0) AS shortfall FROM leases`,
+    );
+    return { live: row.live, heldMicros: Number(row.held), shortfallMicros: Number(row.shortfall) };
   }
 
   async workspaceCount(): Promise<number> {

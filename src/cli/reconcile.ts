@@ -13,6 +13,13 @@ async function main(): Promise<void> {
     const workspaces = await books.workspaceCount();
     const drifts = await books.drifts();
     const unknown = await books.unknownOutcomes();
+    const leases = await books.leases();
+    if (leases.live > 0 || leases.shortfallMicros > 0) {
+      process.stdout.write(
+        `${leases.live} escrow lease(s) live, holding ${formatUsd(leases.heldMicros)} (in the held balances above); ` +
+          `${formatUsd(leases.shortfallMicros)} of usage could not be charged because a dead process's lease was closed first.\n`,
+      );
+    }
     if (unknown.requests > 0) {
       process.stdout.write(
         `${unknown.requests} request(s) in ${unknown.workspaces} workspace(s) have an unknown outcome: ` +

@@ -54,6 +54,12 @@ export class AppConfig {
   rateLimitTimeoutMs: number;
   /** How long a hold lives before the sweeper may release it. */
   holdTtlSeconds: number;
+  /**
+   * Escrow leases: a process holds its requests against slices of a workspace's balance it
+   * reserved once (ESCROW_LEASES, default true), renewed every LEASE_RENEW_MS and living
+   * LEASE_TTL_MS past the last renewal.
+   */
+  leases: { enabled: boolean; ttlMs: number; renewMs: number };
   sweepIntervalMs: number;
   /** Usage logs are kept this many days, then dropped a whole month at a time (null: kept forever). */
   usageLogRetentionDays: number | null;
@@ -154,6 +160,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.unknownKeyLookupsPerMinute = wholeNumber('UNKNOWN_KEY_LOOKUPS_PER_MINUTE', vars.UNKNOWN_KEY_LOOKUPS_PER_MINUTE, 60, 1, 1_000_000);
   config.rateLimitTimeoutMs = wholeNumber('RATE_LIMIT_TIMEOUT_MS', vars.RATE_LIMIT_TIMEOUT_MS, 50, 1, 60_000);
   config.holdTtlSeconds = wholeNumber('HOLD_TTL_SECONDS', vars.HOLD_TTL_SECONDS, 120, 1, 86_400);
+  config.leases = {
+    enabled: vars.ESCROW_LEASES !== 'false',
+    ttlMs: wholeNumber('LEASE_TTL_MS', vars.LEASE_TTL_MS, 10_000, 2_000, 600_000),
+    renewMs: wholeNumber('LEASE_RENEW_MS', vars.LEASE_RENEW_MS, 250, 50, 10_000),
+  };
+  if (config.leases.renewMs * 4 > config.leases.ttlMs) {
+    throw new ConfigError('Invalid configuration: LEASE_RENEW_MS must be at most a quarter of LEASE_TTL_MS');
+  }
   config.sweepIntervalMs = wholeNumber('SWEEP_INTERVAL_MS', vars.SWEEP_INTERVAL_MS, 30_000, 100, 86_400_000);
   config.usageLogRetentionDays = vars.USAGE_LOG_RETENTION_DAYS
     ? wholeNumber('USAGE_LOG_RETENTION_DAYS', vars.USAGE_LOG_RETENTION_DAYS, 0, 1, 36_500)

@@ -107,6 +107,18 @@ export class EnvironmentVariables {
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of seconds' })
   HOLD_TTL_SECONDS?: string;
 
+  @optional('ESCROW_LEASES')
+  @IsIn(['true', 'false'], { message: 'must be true or false' })
+  ESCROW_LEASES?: string;
+
+  @optional('LEASE_TTL_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  LEASE_TTL_MS?: string;
+
+  @optional('LEASE_RENEW_MS')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
+  LEASE_RENEW_MS?: string;
+
   @optional('SWEEP_INTERVAL_MS')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   SWEEP_INTERVAL_MS?: string;

@@ -133,7 +133,9 @@ export class KeysRepository {
       expires_at: Date | null;
     }> = await this.db.query(
       `SELECT k.budget_micros, k.budget_period, ${BUDGET_SPENT} AS budget_spent, k.held_micros AS key_held, k.models, k.expires_at,
-              w.balance_micros, w.held_micros AS ws_held
+              w.balance_micros,
+              w.held_micros - COALESCE((SELECT sum(l.amount_micros - l.in_use_micros) FROM leases l
+                                         WHERE l.workspace_id = w.id AND l.state = 'open'), 0) AS ws_held
          FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1`,
       [keyId],
     );

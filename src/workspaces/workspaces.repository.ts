@@ -19,8 +19,19 @@ export class WorkspacesRepository {
     return (result.affected ?? 0) > 0;
   }
 
-  findById(id: string): Promise<WorkspaceEntity | null> {
-    return this.workspaces.findOneBy({ id });
+  /**
+   * The workspace, its `heldMicros` counting of escrow leases only what their requests in
+   * flight use (as their processes last reported): money leased but unused is available.
+   */
+  async findById(id: string): Promise<WorkspaceEntity | null> {
+    const w = await this.workspaces.findOneBy({ id });
+    if (!w) return null;
+    const [row]: Array<{ unused: string }> = await this.workspaces.query(
+      `SELECT COALESCE(sum(amount_micros - in_use_micros), 0) AS unused FROM leases WHERE workspace_id = $1 AND state = 'open'`,
+      [id],
+    );
+    w.heldMicros -= Number(row.unused);
+    return w;
   }
 
   exists(id: string): Promise<boolean> {

@@ -133,7 +133,7 @@ describe('a hold from request to settlement: budgets, sweeper, departures (end t
       await api.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute'`);
 
       const result = await api.app.get(HoldSweeper).sweep();
-      expect(result).toEqual({ released: 1, settledFromFailedJobs: 0, skipped: 0, errors: 1 });
+      expect(result).toEqual({ released: 1, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 1 });
       const holds = await api.db.query('SELECT request_id FROM holds WHERE workspace_id = $1', [workspaceId]);
       expect(holds.map((h: { request_id: string }) => h.request_id)).toEqual([poisoned]);
       const [log] = await api.db.query('SELECT status, error_code, cost_micros FROM usage_logs WHERE request_id = $1', [healthy]);

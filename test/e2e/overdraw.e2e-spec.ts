@@ -44,7 +44,9 @@ describe('no overdraw under concurrency across gateway processes', () => {
         delayMs: Math.floor(Math.random() * 40),
       };
     });
-    gateways = await Promise.all([startChildGateway(gw.env({ NEXO_ROLE: 'all' })), startChildGateway(gw.env({ NEXO_ROLE: 'all' }))]);
+    // with escrow leases on, as in production: near zero every request is held on its own
+    const env = gw.env({ NEXO_ROLE: 'all', ESCROW_LEASES: 'true' });
+    gateways = await Promise.all([startChildGateway(env), startChildGateway(env)]);
   }, 90_000);
 
   afterAll(async () => {

@@ -193,7 +193,7 @@ describe('resilience (end to end)', () => {
         return row.n === 1 ? true : undefined;
       });
       const result = await gw.app.get(HoldSweeper).sweep();
-      expect(result).toEqual({ released: 1, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
+      expect(result).toEqual({ released: 1, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 0 });
 
       expect(await gw.db.query('SELECT 1 FROM holds')).toEqual([]);
       expect(await money(gw, workspaceId, keyId)).toEqual({ balance: credit, wsHeld: 0, spent: 0, keyHeld: 0 });
@@ -229,7 +229,7 @@ describe('resilience (end to end)', () => {
       expect(hold).toBeDefined();
 
       await api.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE request_id = $1`, [requestId]);
-      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 1, errors: 0 });
+      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 1, errors: 0 });
       expect(await api.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toHaveLength(1);
       expect(await usageLogsOf(api, requestId)).toEqual([]);
       expect(await money(api, workspaceId, keyId)).toEqual({
@@ -248,7 +248,7 @@ describe('resilience (end to end)', () => {
       expect(logs[0]).toMatchObject({ status: 200, error_code: null, usage_source: 'provider' });
       expect(Number(logs[0].cost_micros)).toBe(perRequest);
       expect(await money(api, workspaceId, keyId)).toEqual({ balance: credit - perRequest, wsHeld: 0, spent: perRequest, keyHeld: 0 });
-      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
+      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 0 });
       expect(await chargesOf(api, requestId)).toEqual([perRequest]);
       await expectNoDrift(api);
     } finally {
@@ -279,8 +279,8 @@ describe('resilience (end to end)', () => {
 
       await api.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE request_id = $1`, [requestId]);
       const sweeper = api.app.get(HoldSweeper);
-      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 1, skipped: 0, errors: 0 });
-      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
+      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 1, leasesClosed: 0, skipped: 0, errors: 0 });
+      expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 0 });
 
       expect(await chargesOf(api, requestId)).toEqual([perRequest]);
       const logs = await usageLogsOf(api, requestId);
@@ -322,7 +322,7 @@ describe('resilience (end to end)', () => {
         return row?.past === true ? true : undefined;
       });
       const swept = await gw.app.get(HoldSweeper).sweep();
-      expect(swept).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
+      expect(swept).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 0 });
       expect(await gw.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toHaveLength(1);
 
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) text += next.value.choices[0]?.delta?.content ?? '';

@@ -51,6 +51,8 @@ export class AppContext {
       LOG_LEVEL: 'error',
       // the schedule is not the tests' to race: they call the sweeper themselves
       SWEEP_INTERVAL_MS: '86400000',
+      // per-request holds, as these specs watch them (test/e2e/escrow-leases covers leases)
+      ESCROW_LEASES: 'false',
       ...options.env,
     });
     ctx.app = await NestFactory.createApplicationContext(

@@ -1,9 +1,12 @@
+import { getQueueToken } from '@nestjs/bullmq';
 import type { INestApplication } from '@nestjs/common';
+import type { Queue } from 'bullmq';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createHttpApp } from '../../src/app.factory';
+import { QueueName } from '../../src/billing/settlement/settlement.constants';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
 import { REDIS_URL } from './databases';
@@ -65,6 +68,9 @@ export class TestGateway {
       JWT_SECRET: `test-session-secret-${this.databaseName}`,
       NEXO_SEED_DEMO: 'false',
       LOG_LEVEL: 'error',
+      // per-request holds, which most specs watch in held_micros; the escrow lease and overdraw
+      // specs (and production, by default) hold requests against leases
+      ESCROW_LEASES: 'false',
       ...extra,
     };
   }
@@ -136,13 +142,20 @@ export class TestGateway {
     await this.admin().put('/admin/providers').send({ id: providerId, base_url: baseUrl, api_key: apiKey }).expect(200);
   }
 
-  /** Waits until every queued settlement for this gateway's requests has been applied. */
+  /**
+   * Waits until every settlement of this deployment's answered requests has been applied: no
+   * hold open and no settlement job waiting or running (requests held against escrow leases
+   * leave no hold row: their settlement job is what is left).
+   */
   async settled(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const queue = this.app.get<Queue>(getQueueToken(QueueName.Usage));
     for (;;) {
       const [{ holds }] = await this.db.query('SELECT count(*)::int AS holds FROM holds');
-      if (holds === 0) return;
-      if (Date.now() > deadline) throw new Error(`${holds} holds still open after ${timeoutMs} ms`);
+      const counts = await queue.getJobCounts('waiting', 'prioritized', 'active');
+      const jobs = (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0);
+      if (holds === 0 && jobs === 0) return;
+      if (Date.now() > deadline) throw new Error(`${holds} holds and ${jobs} settlement jobs still open after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }

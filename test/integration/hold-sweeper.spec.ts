@@ -42,7 +42,7 @@ describe(`${HoldSweeper.name} (PostgreSQL and Redis)`, () => {
   it('releases an expired hold with no job at no charge, logged with no status and outcome_unknown', async () => {
     const before = await unknownOutcomes(ctx.db);
     const { workspaceId, keyId, id } = await expiredHold();
-    expect(await sweeper.sweep()).toEqual({ released: 1, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
+    expect(await sweeper.sweep()).toEqual({ released: 1, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 0 });
     expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 1_000_000, wsHeld: 0, spent: 0, keyHeld: 0 });
     const [log] = await ctx.db.query('SELECT status, error_code, cost_micros, usage_source FROM usage_logs WHERE request_id = $1', [id]);
     expect(log).toEqual({ status: null, error_code: OUTCOME_UNKNOWN, cost_micros: '0', usage_source: 'none' });
@@ -54,7 +54,7 @@ describe(`${HoldSweeper.name} (PostgreSQL and Redis)`, () => {
   it('leaves an expired hold whose job is still queued to the job', async () => {
     const { id, settlement } = await expiredHold();
     await queue.add(JobName.Settle, settlement, { jobId: id });
-    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 1, errors: 0 });
+    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 1, errors: 0 });
     expect(await ctx.db.query('SELECT 1 FROM holds WHERE request_id = $1', [id])).toHaveLength(1);
     await holds.settle(settlement); // what the job would do
   });
@@ -72,7 +72,7 @@ describe(`${HoldSweeper.name} (PostgreSQL and Redis)`, () => {
       await giveUp.close();
       connection.disconnect();
     }
-    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 1, skipped: 0, errors: 0 });
+    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 1, leasesClosed: 0, skipped: 0, errors: 0 });
     expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 1_000_000 - 600, wsHeld: 0, spent: 600, keyHeld: 0 });
     const [log] = await ctx.db.query('SELECT status, stream, cost_micros FROM usage_logs WHERE request_id = $1', [id]);
     expect(log).toEqual({ status: 200, stream: true, cost_micros: '600' });
@@ -99,7 +99,7 @@ describe(`${HoldSweeper.name} (PostgreSQL and Redis)`, () => {
     expect((await holds.expiredHolds(100)).map((h) => h.requestId)).toContain(id);
     await holds.extendHolds([id], 60);
     expect(await holds.settleIfExpired(release)).toBe(false);
-    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 0, errors: 0 });
+    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 0 });
     expect(await ctx.db.query('SELECT 1 FROM holds WHERE request_id = $1', [id])).toHaveLength(1);
     await holds.settle(settlement);
   });

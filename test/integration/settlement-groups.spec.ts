@@ -86,7 +86,7 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
     await Promise.all(settlements.map((s) => recorder.record(s)));
     await ctx.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE workspace_id = $1`, [workspaceId]);
     const sweeper = ctx.get(HoldSweeper);
-    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, skipped: 2, errors: 0 });
+    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 2, errors: 0 });
 
     const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     const giveUp = new Worker(QueueName.Usage, null, { connection, prefix: `${ctx.redisPrefix}:bull`, autorun: false });
@@ -98,7 +98,7 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
       await giveUp.close();
       connection.disconnect();
     }
-    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 2, skipped: 0, errors: 0 });
+    expect(await sweeper.sweep()).toEqual({ released: 0, settledFromFailedJobs: 2, leasesClosed: 0, skipped: 0, errors: 0 });
     expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 600, wsHeld: 0, spent: 600, keyHeld: 0 });
     expect(await reconcile(ctx.db)).toEqual([]);
   });

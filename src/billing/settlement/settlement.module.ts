@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { DatabaseModule } from '../../database/database.module';
 import { HoldEntity } from '../hold.entity';
 import { HoldRepository } from '../hold.repository';
+import { LeaseRepository } from '../leases/lease.repository';
 import { HoldSweeper } from './hold-sweeper.service';
 import { QueueName, SETTLEMENT_JOB_DEFAULTS } from './settlement.constants';
 import { SettlementMetrics } from './settlement.metrics';
@@ -20,8 +21,8 @@ import { SettlementRecorder } from './settlement-recorder.service';
     TypeOrmModule.forFeature([HoldEntity]),
     BullModule.registerQueue({ name: QueueName.Usage, defaultJobOptions: SETTLEMENT_JOB_DEFAULTS }),
   ],
-  providers: [HoldRepository, SettlementRecorder, HoldSweeper, SettlementMetrics],
+  providers: [HoldRepository, LeaseRepository, SettlementRecorder, HoldSweeper, SettlementMetrics],
   // the queue itself too: the worker side schedules the sweeper on it
-  exports: [BullModule, HoldRepository, SettlementRecorder, HoldSweeper],
+  exports: [BullModule, HoldRepository, LeaseRepository, SettlementRecorder, HoldSweeper],
 })
 export class SettlementModule {}

@@ -24,6 +24,9 @@ export interface Settlement {
   createdAt: number;
   /** Times the request was sent upstream (retries and fallbacks included); absent or null when unknown. */
   attempts?: number | null;
+  /** Held against this escrow lease (absent: a hold of its own); `holdMicros` is what it held. */
+  leaseId?: string;
+  holdMicros?: number;
 }
 
 export interface SettleResult {

@@ -1,0 +1,172 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Pool } from 'pg';
+import { PG_POOL } from '../../database/pg-pool.provider';
+
+export interface LeaseGrant {
+  /** null: no lease (nothing granted, or the lease given is no longer open). */
+  leaseId: string | null;
+  granted: number;
+  /** The lease's amount after the grant. */
+  amountMicros: number;
+}
+
+export interface LeaseStatus {
+  leaseId: string;
+  state: 'open' | 'returned' | 'closed';
+  recall: boolean;
+  amountMicros: number;
+}
+
+/** A request held against a lease, for its trace. */
+export interface LeaseTrace {
+  requestId: string;
+  leaseId: string;
+  workspaceId: string;
+  keyId: string;
+  model: string;
+  amountMicros: number;
+  createdAt: number;
+}
+
+export interface DeadLease {
+  leaseId: string;
+  workspaceId: string;
+}
+
+export interface TracedRequest {
+  requestId: string;
+  workspaceId: string;
+  keyId: string;
+  model: string;
+  createdAt: Date;
+}
+
+/** Lease totals for reconcile and metrics. */
+export interface LeaseTotals {
+  open: number;
+  heldMicros: number;
+  shortfallMicros: number;
+}
+
+/** Escrow leases: the SQL of their life (migration 1764500000000), through the money statements' pool. */
+@Injectable()
+export class LeaseRepository {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  async take(leaseId: string | null, workspaceId: string, owner: string, want: number, min: number, ttlMs: number): Promise<LeaseGrant> {
+    const { rows } = await this.pool.query<{ lease_id: string | null; granted: string; amount: string }>({
+      name: 'nexo_lease_take',
+      text: 'SELECT * FROM nexo_lease_take($1, $2, $3, $4, $5, $6)',
+      values: [leaseId, workspaceId, owner, want, min, ttlMs],
+    });
+    const row = rows[0];
+    return { leaseId: row.lease_id, granted: Number(row.granted), amountMicros: Number(row.amount) };
+  }
+
+  async renew(owner: string, leases: Array<{ leaseId: string; inUseMicros: number }>, ttlMs: number): Promise<LeaseStatus[]> {
+    const { rows } = await this.pool.query<{ lease_id: string; state: LeaseStatus['state']; recall: boolean; amount: string }>({
+      name: 'nexo_lease_renew',
+      text: 'SELECT * FROM nexo_lease_renew($1, $2::uuid[], $3::bigint[], $4)',
+      values: [owner, leases.map((l) => l.leaseId), leases.map((l) => l.inUseMicros), ttlMs],
+    });
+    return rows.map((r) => ({ leaseId: r.lease_id, state: r.state, recall: r.recall, amountMicros: Number(r.amount) }));
+  }
+
+  /** Gives back the lease's free part; what went back. */
+  async giveBack(leaseId: string, owner: string, freeMicros: number): Promise<number> {
+    const { rows } = await this.pool.query<{ back: string }>('SELECT nexo_lease_return($1, $2, $3) AS back', [leaseId, owner, freeMicros]);
+    return Number(rows[0].back);
+  }
+
+  /** Asks the other processes' open leases on the workspace back; how many were asked. */
+  async recallOthers(workspaceId: string, owner: string): Promise<number> {
+    const { rows } = await this.pool.query<{ asked: number }>('SELECT nexo_lease_recall($1, $2) AS asked', [workspaceId, owner]);
+    return rows[0].asked;
+  }
+
+  /** Open leases of other processes on the workspace (those still to answer a recall). */
+  async othersOpen(workspaceId: string, owner: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM leases WHERE workspace_id = $1 AND state = 'open' AND owner <> $2`,
+      [workspaceId, owner],
+    );
+    return rows[0].n;
+  }
+
+  /** Writes the traces of requests held against leases, in one statement. */
+  async trace(traces: LeaseTrace[]): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO lease_requests (request_id, lease_id, workspace_id, key_id, model, amount_micros, created_at)
+       SELECT t.r, t.l, t.w, t.k, t.m, t.a, to_timestamp(t.c / 1000.0)
+         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::bigint[], $7::double precision[]) AS t(r, l, w, k, m, a, c)
+        WHERE NOT EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = t.r)
+       ON CONFLICT (request_id) DO NOTHING`,
+      [
+        traces.map((t) => t.requestId),
+        traces.map((t) => t.leaseId),
+        traces.map((t) => t.workspaceId),
+        traces.map((t) => t.keyId),
+        traces.map((t) => t.model),
+        traces.map((t) => t.amountMicros),
+        traces.map((t) => t.createdAt),
+      ],
+    );
+  }
+
+  /** Leases whose owner stopped renewing them more than `graceSeconds` ago. */
+  async dead(graceSeconds: number, limit: number): Promise<DeadLease[]> {
+    const { rows } = await this.pool.query<{ id: string; workspace_id: string }>(
+      `SELECT id, workspace_id FROM leases WHERE state <> 'closed' AND expires_at < now() - make_interval(secs => $1)
+        ORDER BY expires_at LIMIT $2`,
+      [graceSeconds, limit],
+    );
+    return rows.map((r) => ({ leaseId: r.id, workspaceId: r.workspace_id }));
+  }
+
+  /** Closes a dead lease (re-checked under its lock); what it released, or null when it is not dead any more. */
+  async close(leaseId: string, graceSeconds: number): Promise<number | null> {
+    const { rows } = await this.pool.query<{ released: string | null }>('SELECT nexo_lease_close($1, $2) AS released', [
+      leaseId,
+      graceSeconds,
+    ]);
+    return rows[0].released === null ? null : Number(rows[0].released);
+  }
+
+  /** The traced requests of a closed lease that have no usage log (their process died with them). */
+  async unsettledTraces(leaseId: string, limit: number): Promise<TracedRequest[]> {
+    const { rows } = await this.pool.query<{ request_id: string; workspace_id: string; key_id: string; model: string; created_at: Date }>(
+      `SELECT t.request_id, t.workspace_id, t.key_id, t.model, t.created_at FROM lease_requests t
+        WHERE t.lease_id = $1 AND NOT EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = t.request_id)
+        ORDER BY t.created_at LIMIT $2`,
+      [leaseId, limit],
+    );
+    return rows.map((r) => ({
+      requestId: r.request_id,
+      workspaceId: r.workspace_id,
+      keyId: r.key_id,
+      model: r.model,
+      createdAt: r.created_at,
+    }));
+  }
+
+  /** Forgets a trace (its request is logged, or its settlement is still queued and will delete it). */
+  async forgetTraces(requestIds: string[]): Promise<void> {
+    await this.pool.query('DELETE FROM lease_requests WHERE request_id = ANY($1::text[])', [requestIds]);
+  }
+
+  /** Forgets the traces of closed leases whose requests are all logged (or left to queued settlements). */
+  async forgetClosedTraces(leaseId: string): Promise<void> {
+    await this.pool.query(
+      `DELETE FROM lease_requests t WHERE t.lease_id = $1 AND EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = t.request_id)`,
+      [leaseId],
+    );
+  }
+
+  async totals(): Promise<LeaseTotals> {
+    const { rows } = await this.pool.query<{ open: number; held: string; shortfall: string }>(
+      `SELECT count(*) FILTER (WHERE state <> 'closed')::int AS open,
+              COALESCE(sum(amount_micros), 0) AS held, COALESCE(sum(shortfall_micros), 0) AS shortfall FROM leases`,
+    );
+    return { open: rows[0].open, heldMicros: Number(rows[0].held), shortfallMicros: Number(rows[0].shortfall) };
+  }
+}
