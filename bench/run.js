@@ -253,8 +253,9 @@ async function holdsWorker(dbUrl, ws, key, count, concurrency) {
 }
 
 // What the gateway does in PostgreSQL per request with escrow leases: the request is held in
-// memory against a lease (taken once, topped up as it runs low), its trace is written in groups,
-// and its settlement is applied in batches of up to 100 (nexo_settle_leased), as the worker does.
+// memory against a lease (taken once, topped up as it runs low), the requests in flight are traced
+// in one row per flush (deleted once handed over), and settlements are applied in batches of up to
+// 100 (nexo_settle_leased), as the worker does.
 async function leasedWorker(dbUrl, ws, key, count, concurrency) {
   const clients = await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -304,12 +305,14 @@ async function leasedWorker(dbUrl, ws, key, count, concurrency) {
             holdMicros: HOLD,
           });
         }
-        await c.query(
-          `INSERT INTO lease_requests (request_id, lease_id, workspace_id, key_id, model, amount_micros, created_at)
-           SELECT r, $2, $3, $4, 'm', $5, now() FROM unnest($1::text[]) r`,
-          [items.map((i) => i.requestId), lease.lease_id, ws, key, HOLD],
-        );
+        // the requests in flight are traced in one row per flush, deleted once they are handed over
+        const trace = await c.query(`INSERT INTO lease_traces (lease_id, workspace_id, requests) VALUES ($1, $2, $3) RETURNING id`, [
+          lease.lease_id,
+          ws,
+          JSON.stringify(items.map((i) => ({ r: i.requestId, k: key, m: 'm', c: i.createdAt }))),
+        ]);
         await c.query('SELECT * FROM nexo_settle_leased($1::jsonb)', [JSON.stringify(items)]);
+        await c.query('DELETE FROM lease_traces WHERE id = $1', [trace.rows[0].id]);
       }
     }),
   );

@@ -15,9 +15,11 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  *   `recall` asks the owner to give its free part back (a debit, a request refused elsewhere).
  *   `shortfall_micros`: what settlements could not charge because the lease was closed first
  *   (a dead process's lease), counted by reconcile.
- * - `lease_requests`: the trace of each request held against a lease, written in groups
- *   alongside the provider calls and deleted by the request's settlement, so the requests of a
- *   process that died are still logged (outcome unknown) when its leases are closed.
+ * - `lease_traces`: the requests held against a lease and not yet handed to settlement, one row
+ *   per group written every 20 ms alongside the provider calls (`requests`: a JSON array of
+ *   `{r: request id, k: key id, m: model, c: ms since epoch}`), deleted by the owner once every
+ *   request of the group was handed over; so the requests of a process that died are still
+ *   logged (outcome unknown) when its leases are closed.
  * - nexo_lease_take / _renew / _return / _recall / _close move leases; nexo_settle_leased settles
  *   a batch of leased requests in one statement per table (one lock of the workspace row for the
  *   whole batch): the usage log is the idempotency guard, and each charge moves from the lease to
@@ -48,16 +50,14 @@ export class EscrowLeases1764500000000 implements MigrationInterface {
     await q.query(`CREATE INDEX leases_live_workspace_idx ON leases (workspace_id) WHERE state <> 'closed'`);
     await q.query(`CREATE INDEX leases_live_expiry_idx ON leases (expires_at) WHERE state <> 'closed'`);
     await q.query(`
-      CREATE TABLE lease_requests (
-        request_id text PRIMARY KEY,
+      CREATE TABLE lease_traces (
+        id bigserial PRIMARY KEY,
         lease_id uuid NOT NULL,
         workspace_id uuid NOT NULL,
-        key_id uuid NOT NULL,
-        model text NOT NULL,
-        amount_micros bigint NOT NULL,
-        created_at timestamptz NOT NULL
+        requests jsonb NOT NULL CHECK (jsonb_typeof(requests) = 'array'),
+        created_at timestamptz NOT NULL DEFAULT now()
       )`);
-    await q.query(`CREATE INDEX lease_requests_lease_idx ON lease_requests (lease_id)`);
+    await q.query(`CREATE INDEX lease_traces_lease_idx ON lease_traces (lease_id)`);
     for (const fn of FUNCTIONS) await q.query(fn);
   }
 
@@ -73,7 +73,7 @@ export class EscrowLeases1764500000000 implements MigrationInterface {
       UPDATE workspaces w SET held_micros = w.held_micros - l.amount
         FROM (SELECT workspace_id, sum(amount_micros) AS amount FROM leases WHERE state <> 'closed' GROUP BY 1) l
        WHERE w.id = l.workspace_id`);
-    await q.query(`DROP TABLE IF EXISTS lease_requests`);
+    await q.query(`DROP TABLE IF EXISTS lease_traces`);
     await q.query(`DROP TABLE IF EXISTS leases`);
   }
 }
@@ -167,7 +167,7 @@ const RETURN = `
                       recall = false
       WHERE id = p_lease_id;
     UPDATE workspaces SET held_micros = held_micros - v_back WHERE id = v_ws;
-    IF v_amount - v_back = 0 THEN DELETE FROM lease_requests WHERE lease_id = p_lease_id; END IF;
+    IF v_amount - v_back = 0 THEN DELETE FROM lease_traces WHERE lease_id = p_lease_id; END IF;
     RETURN v_back;
   END
   $$`;
@@ -366,8 +366,7 @@ const SETTLE_LEASED = `
           completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens,
           cost_micros = d.cost_micros + EXCLUDED.cost_micros;
 
-      DELETE FROM lease_requests t WHERE t.request_id = ANY(a_req);
-      DELETE FROM lease_requests t WHERE t.lease_id IN (SELECT id FROM leases WHERE id = ANY(a_lease) AND state = 'closed');
+      DELETE FROM lease_traces t WHERE t.lease_id IN (SELECT l.id FROM leases l WHERE l.id = ANY(a_lease) AND l.state = 'closed');
       v_applied := v_applied || a_req;
       RETURN QUERY SELECT c.req, true, c.charge FROM unnest(a_req, a_charge) AS c(req, charge);
     END LOOP;

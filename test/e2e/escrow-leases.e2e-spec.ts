@@ -138,11 +138,15 @@ describe('escrow leases across gateway processes', () => {
       ]),
     );
     for (const a of answers) expect(logged.get(a.requestId)).toBe(a.costHeader);
-    // the traces of settled requests are gone
-    const [{ traces }] = await gw.db.query(
-      'SELECT count(*)::int AS traces FROM lease_requests t WHERE NOT EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = t.request_id)',
+    // the traces of requests handed to settlement are gone
+    await waitFor(
+      'the traces to be deleted',
+      async () => {
+        const [{ traces }] = await gw.db.query('SELECT count(*)::int AS traces FROM lease_traces WHERE workspace_id = $1', [workspaceId]);
+        return traces === 0 ? true : undefined;
+      },
+      5_000,
     );
-    expect(traces).toBe(0);
     await expectNoDrift(gw);
   }, 120_000);
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { AppConfig } from '../../config/app-config';
-import { LeaseRepository, LeaseTrace } from './lease.repository';
+import { LeaseRepository, LeaseTrace, LeaseTraceGroup } from './lease.repository';
 
 /** This process's view of one lease. */
 interface Lease {
@@ -35,6 +35,17 @@ export interface LeasedHold {
   readonly leaseId: string;
   readonly amountMicros: number;
   readonly lease: Lease;
+  readonly trace: LeaseTrace;
+  /** Handed to settlement: out of the lease here, and its trace no longer needed. */
+  released: boolean;
+  /** The trace row it was written in, once written. */
+  group: TraceRow | null;
+}
+
+/** One row of lease_traces and how many of its requests are still to be handed to settlement. */
+interface TraceRow {
+  id: string | null;
+  outstanding: number;
 }
 
 const TRACE_FLUSH_MS = 20;
@@ -75,7 +86,10 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
   private readonly refills = new Map<string, Promise<void>>();
   private readonly refusedUntil = new Map<string, number>();
   private readonly traffic = new Map<string, Traffic>();
-  private traces: LeaseTrace[] = [];
+  /** Holds whose trace is still to be written. */
+  private untraced: LeasedHold[] = [];
+  /** Trace rows whose requests were all handed to settlement, to delete. */
+  private traced: string[] = [];
   private traceTimer: NodeJS.Timeout | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
@@ -103,11 +117,7 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
    * refilling the lease first if it falls short (one round trip, shared by the requests that
    * wait for it). null: hold this request per request.
    */
-  async hold(
-    workspaceId: string,
-    amount: number,
-    trace: Omit<LeaseTrace, 'leaseId' | 'amountMicros' | 'workspaceId'>,
-  ): Promise<LeasedHold | null> {
+  async hold(workspaceId: string, amount: number, trace: LeaseTrace): Promise<LeasedHold | null> {
     if (!this.enabled) return null;
     this.observe(workspaceId, amount);
     let lease = this.usable(workspaceId, amount);
@@ -118,17 +128,25 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
       if (!lease) return null;
     }
     lease.reserved += amount;
-    this.traces.push({ ...trace, workspaceId, leaseId: lease.id, amountMicros: amount });
-    this.traceTimer ??= setTimeout(() => void this.flushTraces(), TRACE_FLUSH_MS);
+    const held: LeasedHold = { leaseId: lease.id, amountMicros: amount, lease, trace, released: false, group: null };
+    this.untraced.push(held);
+    this.scheduleTraces();
     // refill before it runs out: when what is free would cover under half a second of traffic
     if (lease.amount - lease.reserved < this.rate(workspaceId) / 2 && !this.refills.has(workspaceId)) void this.refill(workspaceId);
-    return { leaseId: lease.id, amountMicros: amount, lease };
+    return held;
   }
 
   /** The request's settlement is handed over: its hold leaves the lease here, and in PostgreSQL when it applies. */
   release(hold: LeasedHold): void {
+    if (hold.released) return;
+    hold.released = true;
     hold.lease.reserved -= hold.amountMicros;
     hold.lease.amount -= hold.amountMicros;
+    const row = hold.group;
+    if (row && --row.outstanding === 0 && row.id !== null) {
+      this.traced.push(row.id);
+      this.scheduleTraces();
+    }
     // nothing in flight any more: report it soon, so what the API shows as available is current
     if (hold.lease.reserved === 0 && !this.soonTimer) {
       this.soonTimer = setTimeout(() => {
@@ -298,16 +316,55 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
     }
   }
 
+  private scheduleTraces(): void {
+    if (this.traceTimer) return;
+    this.traceTimer = setTimeout(() => void this.flushTraces(), TRACE_FLUSH_MS);
+    this.traceTimer.unref();
+  }
+
+  /**
+   * Writes the traces of the requests held since the last flush and still in flight (one row
+   * per lease; a request already handed to settlement needs none), and deletes the rows whose
+   * requests have all been handed over since.
+   */
   private async flushTraces(): Promise<void> {
     if (this.traceTimer) clearTimeout(this.traceTimer);
     this.traceTimer = null;
-    const traces = this.traces;
-    this.traces = [];
-    if (traces.length === 0) return;
+    const holds = this.untraced.filter((h) => !h.released);
+    const done = this.traced;
+    this.untraced = [];
+    this.traced = [];
+    const byLease = new Map<string, { group: LeaseTraceGroup; holds: LeasedHold[] }>();
+    for (const h of holds) {
+      let entry = byLease.get(h.leaseId);
+      if (!entry) {
+        entry = { group: { leaseId: h.leaseId, workspaceId: h.lease.workspaceId, requests: [] }, holds: [] };
+        byLease.set(h.leaseId, entry);
+      }
+      entry.group.requests.push(h.trace);
+      entry.holds.push(h);
+    }
+    const entries = [...byLease.values()];
     try {
-      await this.repo.trace(traces);
+      await Promise.all([
+        done.length > 0 ? this.repo.forgetTraces(done) : null,
+        entries.length > 0
+          ? this.repo.trace(entries.map((e) => e.group)).then((ids) => {
+              entries.forEach((e, i) => {
+                const row: TraceRow = { id: ids[i], outstanding: 0 };
+                for (const h of e.holds) {
+                  if (h.released) continue;
+                  h.group = row;
+                  row.outstanding++;
+                }
+                if (row.outstanding === 0) this.traced.push(ids[i]);
+              });
+              if (this.traced.length > 0) this.scheduleTraces();
+            })
+          : null,
+      ]);
     } catch (err) {
-      this.warn(`Could not trace ${traces.length} leased requests: ${(err as Error).message}`);
+      this.warn(`Could not write the traces of ${holds.length} leased requests: ${(err as Error).message}`);
     }
   }
 

@@ -17,15 +17,20 @@ export interface LeaseStatus {
   amountMicros: number;
 }
 
-/** A request held against a lease, for its trace. */
+/** A request held against a lease and not yet handed to settlement, for its trace. */
 export interface LeaseTrace {
   requestId: string;
-  leaseId: string;
-  workspaceId: string;
   keyId: string;
   model: string;
-  amountMicros: number;
+  /** ms since epoch when it was held. */
   createdAt: number;
+}
+
+/** The traces of one lease written together. */
+export interface LeaseTraceGroup {
+  leaseId: string;
+  workspaceId: string;
+  requests: LeaseTrace[];
 }
 
 export interface DeadLease {
@@ -93,24 +98,24 @@ export class LeaseRepository {
     return rows[0].n;
   }
 
-  /** Writes the traces of requests held against leases, in one statement. */
-  async trace(traces: LeaseTrace[]): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO lease_requests (request_id, lease_id, workspace_id, key_id, model, amount_micros, created_at)
-       SELECT t.r, t.l, t.w, t.k, t.m, t.a, to_timestamp(t.c / 1000.0)
-         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::bigint[], $7::double precision[]) AS t(r, l, w, k, m, a, c)
-        WHERE NOT EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = t.r)
-       ON CONFLICT (request_id) DO NOTHING`,
+  /** Writes groups of traces in one statement; the id of each group's row, in order. */
+  async trace(groups: LeaseTraceGroup[]): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `INSERT INTO lease_traces (lease_id, workspace_id, requests)
+       SELECT g.l, g.w, g.r FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) WITH ORDINALITY AS g(l, w, r, n) ORDER BY g.n
+       RETURNING id`,
       [
-        traces.map((t) => t.requestId),
-        traces.map((t) => t.leaseId),
-        traces.map((t) => t.workspaceId),
-        traces.map((t) => t.keyId),
-        traces.map((t) => t.model),
-        traces.map((t) => t.amountMicros),
-        traces.map((t) => t.createdAt),
+        groups.map((g) => g.leaseId),
+        groups.map((g) => g.workspaceId),
+        groups.map((g) => JSON.stringify(g.requests.map((t) => ({ r: t.requestId, k: t.keyId, m: t.model, c: t.createdAt })))),
       ],
     );
+    return rows.map((r) => String(r.id));
+  }
+
+  /** Deletes trace groups whose requests were all handed to settlement. */
+  async forgetTraces(ids: string[]): Promise<void> {
+    await this.pool.query('DELETE FROM lease_traces WHERE id = ANY($1::bigint[])', [ids]);
   }
 
   /** Leases whose owner stopped renewing them more than `graceSeconds` ago. */
@@ -133,33 +138,25 @@ export class LeaseRepository {
   }
 
   /** The traced requests of a closed lease that have no usage log (their process died with them). */
-  async unsettledTraces(leaseId: string, limit: number): Promise<TracedRequest[]> {
-    const { rows } = await this.pool.query<{ request_id: string; workspace_id: string; key_id: string; model: string; created_at: Date }>(
-      `SELECT t.request_id, t.workspace_id, t.key_id, t.model, t.created_at FROM lease_requests t
-        WHERE t.lease_id = $1 AND NOT EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = t.request_id)
-        ORDER BY t.created_at LIMIT $2`,
-      [leaseId, limit],
+  async unsettledTraces(leaseId: string): Promise<TracedRequest[]> {
+    const { rows } = await this.pool.query<{ request_id: string; workspace_id: string; key_id: string; model: string; created_ms: string }>(
+      `SELECT DISTINCT ON (r->>'r') r->>'r' AS request_id, t.workspace_id, r->>'k' AS key_id, r->>'m' AS model, r->>'c' AS created_ms
+         FROM lease_traces t, jsonb_array_elements(t.requests) r
+        WHERE t.lease_id = $1 AND NOT EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = r->>'r')`,
+      [leaseId],
     );
     return rows.map((r) => ({
       requestId: r.request_id,
       workspaceId: r.workspace_id,
       keyId: r.key_id,
       model: r.model,
-      createdAt: r.created_at,
+      createdAt: new Date(Number(r.created_ms)),
     }));
   }
 
-  /** Forgets a trace (its request is logged, or its settlement is still queued and will delete it). */
-  async forgetTraces(requestIds: string[]): Promise<void> {
-    await this.pool.query('DELETE FROM lease_requests WHERE request_id = ANY($1::text[])', [requestIds]);
-  }
-
-  /** Forgets the traces of closed leases whose requests are all logged (or left to queued settlements). */
-  async forgetClosedTraces(leaseId: string): Promise<void> {
-    await this.pool.query(
-      `DELETE FROM lease_requests t WHERE t.lease_id = $1 AND EXISTS (SELECT 1 FROM usage_logs u WHERE u.request_id = t.request_id)`,
-      [leaseId],
-    );
+  /** Forgets the traces of a closed lease, once the sweeper dealt with them. */
+  async forgetLeaseTraces(leaseId: string): Promise<void> {
+    await this.pool.query('DELETE FROM lease_traces WHERE lease_id = $1', [leaseId]);
   }
 
   async totals(): Promise<LeaseTotals> {

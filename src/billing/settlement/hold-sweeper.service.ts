@@ -78,10 +78,10 @@ export class HoldSweeper {
         const released = await this.leases.close(dead.leaseId, grace);
         if (released === null) continue; // renewed meanwhile, or closed by another sweeper
         result.leasesClosed++;
-        for (const request of await this.leases.unsettledTraces(dead.leaseId, 10_000)) {
+        for (const request of await this.leases.unsettledTraces(dead.leaseId)) {
           result[await this.sweepTraced(request)]++;
         }
-        await this.leases.forgetClosedTraces(dead.leaseId);
+        await this.leases.forgetLeaseTraces(dead.leaseId);
       } catch (err) {
         result.errors++;
         this.logger.error(`Hold sweeper could not close lease ${dead.leaseId}: ${(err as Error).message}`);
