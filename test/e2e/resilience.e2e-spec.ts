@@ -229,7 +229,13 @@ describe('resilience (end to end)', () => {
       expect(hold).toBeDefined();
 
       await api.db.query(`UPDATE holds SET expires_at = now() - interval '1 minute' WHERE request_id = $1`, [requestId]);
-      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 1, errors: 0 });
+      expect(await api.app.get(HoldSweeper).sweep()).toEqual({
+        released: 0,
+        settledFromFailedJobs: 0,
+        leasesClosed: 0,
+        skipped: 1,
+        errors: 0,
+      });
       expect(await api.db.query('SELECT 1 FROM holds WHERE request_id = $1', [requestId])).toHaveLength(1);
       expect(await usageLogsOf(api, requestId)).toEqual([]);
       expect(await money(api, workspaceId, keyId)).toEqual({
@@ -248,7 +254,13 @@ describe('resilience (end to end)', () => {
       expect(logs[0]).toMatchObject({ status: 200, error_code: null, usage_source: 'provider' });
       expect(Number(logs[0].cost_micros)).toBe(perRequest);
       expect(await money(api, workspaceId, keyId)).toEqual({ balance: credit - perRequest, wsHeld: 0, spent: perRequest, keyHeld: 0 });
-      expect(await api.app.get(HoldSweeper).sweep()).toEqual({ released: 0, settledFromFailedJobs: 0, leasesClosed: 0, skipped: 0, errors: 0 });
+      expect(await api.app.get(HoldSweeper).sweep()).toEqual({
+        released: 0,
+        settledFromFailedJobs: 0,
+        leasesClosed: 0,
+        skipped: 0,
+        errors: 0,
+      });
       expect(await chargesOf(api, requestId)).toEqual([perRequest]);
       await expectNoDrift(api);
     } finally {
