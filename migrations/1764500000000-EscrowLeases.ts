@@ -143,7 +143,8 @@ const RENEW = `
   $$`;
 
 // The owner gives back the free part of its lease (`p_free`, what no request of its holds) and
-// takes no new requests against it: the lease is 'returned' (closed once nothing is left).
+// takes no new requests against it: the lease is 'returned' (closed once nothing is left). Only
+// an open lease is returned: a second return (a retry, a recall meeting a shutdown) gives nothing.
 // Answers what went back to the workspace's available balance.
 const RETURN = `
   CREATE FUNCTION nexo_lease_return(p_lease_id uuid, p_owner text, p_free bigint)
@@ -157,7 +158,8 @@ const RETURN = `
     SELECT workspace_id INTO v_ws FROM leases WHERE id = p_lease_id AND owner = p_owner;
     IF NOT FOUND THEN RETURN 0; END IF;
     PERFORM 1 FROM workspaces WHERE id = v_ws FOR UPDATE;
-    SELECT amount_micros INTO v_amount FROM leases WHERE id = p_lease_id AND state <> 'closed' FOR UPDATE;
+    -- once only: what is left after a return is the holds of requests already held against it
+    SELECT amount_micros INTO v_amount FROM leases WHERE id = p_lease_id AND state = 'open' FOR UPDATE;
     IF NOT FOUND THEN RETURN 0; END IF;
     v_back := LEAST(GREATEST(p_free, 0), v_amount);
     UPDATE leases SET amount_micros = v_amount - v_back,

@@ -280,9 +280,17 @@ describe('escrow leases across gateway processes', () => {
     // the hold left the lease once
     expect(b.leased).toBe(99_000);
     expect(b.held).toBe(99_000);
-    expect(await leases.giveBack(grant.leaseId!, 'test-owner', 99_000)).toBe(99_000);
-    const [row] = await gw.db.query('SELECT state, amount_micros FROM leases WHERE id = $1', [grant.leaseId]);
+    // its owner gives back the free part once (a second return gives nothing)...
+    expect(await leases.giveBack(grant.leaseId!, 'test-owner', 50_000)).toBe(50_000);
+    expect(await leases.giveBack(grant.leaseId!, 'test-owner', 49_000)).toBe(0);
+    let [row] = await gw.db.query('SELECT state, amount_micros FROM leases WHERE id = $1', [grant.leaseId]);
+    expect(row).toEqual({ state: 'returned', amount_micros: '49000' });
+    // ...and the last request held against it drains and closes it
+    const last = { ...settlement, requestId: `${settlement.requestId}-last`, holdMicros: 49_000, costMicros: 10 };
+    expect((await holds.settleMany([last])).get(last.requestId)).toEqual({ applied: true, chargedMicros: 10 });
+    [row] = await gw.db.query('SELECT state, amount_micros FROM leases WHERE id = $1', [grant.leaseId]);
     expect(row).toEqual({ state: 'closed', amount_micros: '0' });
+    expect((await books(workspaceId)).held).toBe(0);
     await expectNoDrift(gw);
   });
 

@@ -234,8 +234,8 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
         current.amount += grant.granted;
         current.validUntil = validUntil;
       } else if (current && leaseId !== null) {
-        // recalled or closed meanwhile: the next renewal settles its fate
-        this.retire(current);
+        // recalled (or closed) meanwhile: its free part goes back now
+        await this.giveBack(current);
       }
       if (grant.leaseId !== null && grant.leaseId !== leaseId) {
         this.open.set(workspaceId, {
@@ -304,7 +304,8 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
           // given back already (an answer lost on the way): never give the same money back twice
           this.retire(lease);
         } else if (status.recall) {
-          if (lease.open) await this.giveBack(lease);
+          // still open in PostgreSQL: given back now, whether or not this process already stopped using it
+          await this.giveBack(lease);
         } else if (lease.open) {
           lease.validUntil = validUntil;
         }
