@@ -378,7 +378,7 @@ export class RateLimiter implements BeforeApplicationShutdown {
       // a share of an ended window ended with it: its counters are no longer anyone's concern
       share = new WindowShare(window, now);
       this.shares.set(keyId, share);
-      this.sweeper ??= setInterval(() => this.sweep(), SHARE_IDLE_MS / 2).unref();
+      if (!this.closing) this.sweeper ??= setInterval(() => this.sweep(), SHARE_IDLE_MS / 2).unref();
     }
     return share;
   }
