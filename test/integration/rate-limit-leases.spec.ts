@@ -22,7 +22,15 @@ class LimiterProcess {
   readonly limiter: RateLimiter;
 
   constructor(prefix: string, env: Record<string, string> = {}) {
-    const config = loadConfig({ NODE_ENV: 'test', REDIS_URL, REDIS_PREFIX: prefix, LOG_LEVEL: 'error', ...env });
+    // a loaded test machine must not turn a slow answer into a check skipped (which lets the request through)
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      REDIS_URL,
+      REDIS_PREFIX: prefix,
+      LOG_LEVEL: 'error',
+      RATE_LIMIT_TIMEOUT_MS: '2000',
+      ...env,
+    });
     this.redis = new RedisService(config);
     this.limiter = new RateLimiter(this.redis, config, this.metrics);
   }
