@@ -52,6 +52,11 @@ export class AppConfig {
   unknownKeyLookupsPerMinute: number;
   /** How long a rate-limit check may wait for Redis before the request goes through unchecked. */
   rateLimitTimeoutMs: number;
+  /**
+   * Keys whose requests-per-minute limit is at least this take shares of their window (leases)
+   * instead of one Redis call per request; 0: never.
+   */
+  rateLimitLeaseMinRpm: number;
   /** How long a hold lives before the sweeper may release it. */
   holdTtlSeconds: number;
   /**
@@ -159,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.upstreamConnectWaitMs = wholeNumber('UPSTREAM_CONNECT_WAIT_MS', vars.UPSTREAM_CONNECT_WAIT_MS, 1_000, 0, 600_000);
   config.unknownKeyLookupsPerMinute = wholeNumber('UNKNOWN_KEY_LOOKUPS_PER_MINUTE', vars.UNKNOWN_KEY_LOOKUPS_PER_MINUTE, 60, 1, 1_000_000);
   config.rateLimitTimeoutMs = wholeNumber('RATE_LIMIT_TIMEOUT_MS', vars.RATE_LIMIT_TIMEOUT_MS, 50, 1, 60_000);
+  config.rateLimitLeaseMinRpm = wholeNumber('RATE_LIMIT_LEASE_MIN_RPM', vars.RATE_LIMIT_LEASE_MIN_RPM, 600, 0, 10_000_000);
   config.holdTtlSeconds = wholeNumber('HOLD_TTL_SECONDS', vars.HOLD_TTL_SECONDS, 120, 1, 86_400);
   config.leases = {
     enabled: vars.ESCROW_LEASES !== 'false',

@@ -103,6 +103,10 @@ export class EnvironmentVariables {
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   RATE_LIMIT_TIMEOUT_MS?: string;
 
+  @optional('RATE_LIMIT_LEASE_MIN_RPM')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number' })
+  RATE_LIMIT_LEASE_MIN_RPM?: string;
+
   @optional('HOLD_TTL_SECONDS')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of seconds' })
   HOLD_TTL_SECONDS?: string;

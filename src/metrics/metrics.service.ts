@@ -121,6 +121,19 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly rateLimitCalls = new Counter({
+    name: 'nexo_rate_limit_redis_calls_total',
+    help: "Redis calls of the rate limiter, by kind: check (on a request's path), refill (a share of a window taken off the path), give_back (tokens or an unused share returned)",
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitLeased = new Counter({
+    name: 'nexo_rate_limit_leased_total',
+    help: "Requests admitted from this process's share of their key's window, without a Redis call",
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'nexo_' });
   }

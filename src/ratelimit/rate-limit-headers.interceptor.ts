@@ -7,10 +7,11 @@ import { RateLimiter } from './rate-limiter.service';
 
 /**
  * The `x-ratelimit-*` headers on every `/v1` answer of a limited key. A proxied request sets
- * them from its own check (ChatService), in the check's one round trip; the others get where
- * the key's windows stand, read without counting: `GET` answers (`/v1/models`, `/v1/key`)
- * before their handler, and a proxied request refused before its check (400, 404, 403
- * model_not_allowed) on its way out, so the hot path of an accepted request pays nothing here.
+ * them from its own check (ChatService), in the check's one round trip (none when admitted from
+ * the process's share of the window); the others get where the key's windows stand, read
+ * without counting: `GET` answers (`/v1/models`, `/v1/key`) before their handler, and a proxied
+ * request refused before its check (400, 404, 403 model_not_allowed) on its way out, so the hot
+ * path of an accepted request pays nothing here.
  */
 @Injectable()
 export class RateLimitHeadersInterceptor implements NestInterceptor {

@@ -1,8 +1,9 @@
 import Redis from 'ioredis';
+import { once } from 'node:events';
 import { ChildGateway, killChildGateways, startChildGateway } from '../helpers/child-gateway';
 import { REDIS_URL } from '../helpers/databases';
 import { completion, FakeProvider, sleep, streamEvents } from '../helpers/fake-provider';
-import { TestGateway } from '../helpers/gateway';
+import { ADMIN_TOKEN, TestGateway } from '../helpers/gateway';
 import { promptBoundOf } from '../helpers/ledger';
 import { closeAll, startGatewayUsing } from '../helpers/setup';
 import { waitFor } from '../helpers/wait';
@@ -36,6 +37,26 @@ function rateHeaders(headers: Headers | Record<string, string>): Record<string, 
     }
   }
   return out;
+}
+
+/** A counter of a gateway's /metrics (summed over its labels, or those matching `labels`). */
+async function metric(url: string, name: string, labels = ''): Promise<number> {
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const text = await res.text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m && m[1] === name && (m[2] ?? '').includes(labels)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** SIGTERM, as an orchestrator stops a gateway; resolves once the process has exited. */
+async function terminate(child: ChildGateway): Promise<void> {
+  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
+  const exited = once(child.proc, 'exit');
+  child.proc.kill('SIGTERM');
+  await exited;
 }
 
 describe('rate limits (end to end)', () => {
@@ -187,5 +208,140 @@ describe('rate limits (end to end)', () => {
     await waitFor('the tokens to be given back', async () =>
       Number(await redis.get(`${gw.redisPrefix}:rl:${keyId}:t:${window}`)) === 0 ? true : undefined,
     );
+  });
+
+  describe('a key with large limits (leases: RATE_LIMIT_LEASE_MIN_RPM, default 600)', () => {
+    /**
+     * Three gateway processes of the deployment. Their checks may wait for Redis longer than the
+     * default 50 ms: on a loaded test machine a check that timed out would let its request
+     * through unchecked (as it should), and the counts would no longer be exact.
+     */
+    const startProcesses = () => Promise.all([0, 1, 2].map(() => startChildGateway(gw.env({ RATE_LIMIT_TIMEOUT_MS: '2000' }))));
+
+    /** Sends `count` requests to `url`, `concurrency` at a time; answers their statuses, headers and error bodies. */
+    async function hammer(url: string, key: string, count: number, concurrency: number) {
+      const answers: Array<{ status: number; headers: Headers; error?: Record<string, unknown> }> = [];
+      let sent = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (sent < count) {
+            sent++;
+            const res = await post(url, key, body());
+            const json = (await res.json()) as { error?: Record<string, unknown> };
+            answers.push({ status: res.status, headers: res.headers, error: json.error });
+          }
+        }),
+      );
+      return answers;
+    }
+
+    it('admits exactly the RPM across three processes, mostly without a Redis call, and refuses the rest with 429', async () => {
+      const children = await startProcesses();
+      const urls = children.map((c) => c.url);
+      const { key, keyId } = await gw.workspaceWithKey(100_000_000, { rpm_limit: 1_000, tpm_limit: 10_000_000 });
+      await awayFromWindowEnd(30_000);
+      const window = Math.floor(Date.now() / 60_000);
+      const counted = async () => Number(await redis.get(`${gw.redisPrefix}:rl:${keyId}:r:${window}`));
+
+      const answers = (await Promise.all(urls.map((url, i) => hammer(url, key, i === 0 ? 432 : 434, 6)))).flat();
+      const sameWindow = Math.floor(Date.now() / 60_000) === window;
+      const admitted = answers.filter((a) => a.status === 200);
+      const refused = answers.filter((a) => a.status === 429);
+      expect(admitted.length + refused.length).toBe(1_300);
+      if (sameWindow) expect(admitted).toHaveLength(1_000);
+      else expect(admitted.length).toBeLessThanOrEqual(2_000);
+      for (const answer of refused) {
+        expect(answer.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'requests' });
+        expect(rateHeaders(answer.headers)).toMatchObject({ 'limit-requests': '1000', 'remaining-requests': '0' });
+        expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      }
+      for (const answer of admitted) {
+        const headers = rateHeaders(answer.headers);
+        expect(headers['limit-requests']).toBe('1000');
+        expect(Number(headers['remaining-requests'])).toBeGreaterThanOrEqual(0);
+        expect(Number(headers['remaining-requests'])).toBeLessThan(1_000);
+        expect(Number(headers['remaining-tokens'])).toBeLessThan(10_000_000);
+        expect(headers['reset-requests']).toMatch(GO_DURATION);
+      }
+      // most admissions came from the processes' shares of the window, not from a check each
+      const leased = (await Promise.all(urls.map((url) => metric(url, 'nexo_rate_limit_leased_total')))).reduce((a, b) => a + b);
+      expect(leased).toBeGreaterThan(admitted.length / 2);
+      expect(leased).toBeLessThanOrEqual(admitted.length);
+
+      // once the processes are gone (shares given back at shutdown), the window counts what was admitted
+      await Promise.all(children.map(terminate));
+      expect(await counted()).toBeLessThanOrEqual(1_000);
+      if (sameWindow) {
+        await waitFor('every share to be given back', async () => ((await counted()) === admitted.length ? true : undefined));
+      }
+    });
+
+    it('never reserves more than the TPM across processes, and counts what was used once the shares are given back', async () => {
+      const children = await startProcesses();
+      const urls = children.map((c) => c.url);
+      const bound = promptBoundOf(body()) + 100;
+      const tpm = 40 * bound;
+      const { key, keyId } = await gw.workspaceWithKey(100_000_000, { rpm_limit: 100_000, tpm_limit: tpm });
+      await awayFromWindowEnd(20_000);
+      const window = Math.floor(Date.now() / 60_000);
+      const counted = async () => Number(await redis.get(`${gw.redisPrefix}:rl:${keyId}:t:${window}`));
+
+      // what the window counts, watched while the processes take shares of it
+      let highest = 0;
+      let hammering = true;
+      const watching = (async () => {
+        while (hammering) {
+          highest = Math.max(highest, await counted());
+          await sleep(2);
+        }
+      })();
+      const answers = (await Promise.all(urls.map((url) => hammer(url, key, 80, 4)))).flat();
+      hammering = false;
+      await watching;
+      const sameWindow = Math.floor(Date.now() / 60_000) === window;
+      const admitted = answers.filter((a) => a.status === 200);
+      const refused = answers.filter((a) => a.status === 429);
+      expect(admitted.length + refused.length).toBe(240);
+      expect(highest).toBeGreaterThan(0);
+      expect(highest).toBeLessThanOrEqual(tpm);
+      // 240 requests use more than the window holds (46 tokens each): some were refused
+      expect(refused.length).toBeGreaterThan(0);
+      // unused tokens of the answered requests came back and were used again
+      expect(admitted.length).toBeGreaterThanOrEqual(40);
+      for (const answer of refused) {
+        expect(answer.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'tokens' });
+        expect(Number(answer.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(bound);
+      }
+      for (const answer of admitted) expect(Number(answer.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThanOrEqual(tpm - bound);
+      expect(await counted()).toBeLessThanOrEqual(tpm);
+      const leased = (await Promise.all(urls.map((url) => metric(url, 'nexo_rate_limit_leased_total')))).reduce((a, b) => a + b);
+      expect(leased).toBeGreaterThan(0);
+
+      // each answered request used 46 tokens: once shares and give-backs are in, the window counts exactly that
+      await Promise.all(children.map(terminate));
+      if (sameWindow) {
+        await waitFor('the shares and give-backs to land', async () => ((await counted()) === admitted.length * USED ? true : undefined));
+      }
+    });
+
+    it("gives a process's unused share back when it shuts down", async () => {
+      const child = await startChildGateway(gw.env());
+      const { key, keyId } = await gw.workspaceWithKey(100_000_000, { rpm_limit: 60_000 });
+      await awayFromWindowEnd();
+      const window = Math.floor(Date.now() / 60_000);
+      const counted = async () => Number(await redis.get(`${gw.redisPrefix}:rl:${keyId}:r:${window}`));
+      for (let i = 0; i < 30; i++) {
+        const res = await post(child.url, key, body());
+        expect(res.status).toBe(200);
+        // alone on the key, the process's headers count down one by one: its unused share counts as room
+        expect(res.headers.get('x-ratelimit-remaining-requests')).toBe(String(60_000 - i - 1));
+        await res.text();
+      }
+      // the share was taken from the window before it was used
+      expect(await counted()).toBeGreaterThan(30);
+      await terminate(child);
+      expect(child.proc.exitCode).toBe(0);
+      expect(await counted()).toBe(30);
+    });
   });
 });

@@ -23,6 +23,8 @@ describe('loadConfig', () => {
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
     [{ PROVIDER_DEEPSEEK_BASE_URL: 'ftp://x' }, 'PROVIDER_DEEPSEEK_BASE_URL'],
     [{ HOLD_TTL_SECONDS: '0' }, 'HOLD_TTL_SECONDS'],
+    [{ RATE_LIMIT_LEASE_MIN_RPM: '-1' }, 'RATE_LIMIT_LEASE_MIN_RPM'],
+    [{ RATE_LIMIT_LEASE_MIN_RPM: 'many' }, 'RATE_LIMIT_LEASE_MIN_RPM'],
     [{ UPSTREAM_TIMEOUT_MS: '1.5' }, 'UPSTREAM_TIMEOUT_MS'],
     [{ SWEEP_INTERVAL_MS: '5' }, 'SWEEP_INTERVAL_MS'],
     [{ USAGE_LOG_RETENTION_DAYS: '0' }, 'USAGE_LOG_RETENTION_DAYS'],
@@ -44,6 +46,12 @@ describe('loadConfig', () => {
     expect(loadConfig({}).usageLogRetentionDays).toBeNull();
     expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '' }).usageLogRetentionDays).toBeNull();
     expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '400' }).usageLogRetentionDays).toBe(400);
+  });
+
+  it('leases rate-limit shares for keys of 600 requests per minute and more unless RATE_LIMIT_LEASE_MIN_RPM says otherwise', () => {
+    expect(loadConfig({}).rateLimitLeaseMinRpm).toBe(600);
+    expect(loadConfig({ RATE_LIMIT_LEASE_MIN_RPM: '0' }).rateLimitLeaseMinRpm).toBe(0);
+    expect(loadConfig({ RATE_LIMIT_LEASE_MIN_RPM: '5000' }).rateLimitLeaseMinRpm).toBe(5000);
   });
 
   it('refuses production without its secrets', () => {
