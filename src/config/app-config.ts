@@ -168,7 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   config.holdTtlSeconds = wholeNumber('HOLD_TTL_SECONDS', vars.HOLD_TTL_SECONDS, 120, 1, 86_400);
   config.leases = {
     enabled: vars.ESCROW_LEASES !== 'false',
-    ttlMs: wholeNumber('LEASE_TTL_MS', vars.LEASE_TTL_MS, 10_000, 2_000, 600_000),
+    ttlMs: wholeNumber('LEASE_TTL_MS', vars.LEASE_TTL_MS, 5_000, 2_000, 600_000),
     renewMs: wholeNumber('LEASE_RENEW_MS', vars.LEASE_RENEW_MS, 250, 50, 10_000),
   };
   if (config.leases.renewMs * 4 > config.leases.ttlMs) {

@@ -25,6 +25,9 @@ describe('loadConfig', () => {
     [{ HOLD_TTL_SECONDS: '0' }, 'HOLD_TTL_SECONDS'],
     [{ RATE_LIMIT_LEASE_MIN_RPM: '-1' }, 'RATE_LIMIT_LEASE_MIN_RPM'],
     [{ RATE_LIMIT_LEASE_MIN_RPM: 'many' }, 'RATE_LIMIT_LEASE_MIN_RPM'],
+    [{ ESCROW_LEASES: 'yes' }, 'ESCROW_LEASES'],
+    [{ LEASE_TTL_MS: '500' }, 'LEASE_TTL_MS'],
+    [{ LEASE_TTL_MS: '4000', LEASE_RENEW_MS: '2000' }, 'LEASE_RENEW_MS'],
     [{ UPSTREAM_TIMEOUT_MS: '1.5' }, 'UPSTREAM_TIMEOUT_MS'],
     [{ SWEEP_INTERVAL_MS: '5' }, 'SWEEP_INTERVAL_MS'],
     [{ USAGE_LOG_RETENTION_DAYS: '0' }, 'USAGE_LOG_RETENTION_DAYS'],
@@ -46,6 +49,12 @@ describe('loadConfig', () => {
     expect(loadConfig({}).usageLogRetentionDays).toBeNull();
     expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '' }).usageLogRetentionDays).toBeNull();
     expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '400' }).usageLogRetentionDays).toBe(400);
+  });
+
+  it('holds requests against escrow leases unless ESCROW_LEASES=false', () => {
+    expect(loadConfig({}).leases).toEqual({ enabled: true, ttlMs: 5_000, renewMs: 250 });
+    expect(loadConfig({ ESCROW_LEASES: 'false' }).leases.enabled).toBe(false);
+    expect(loadConfig({ LEASE_TTL_MS: '20000', LEASE_RENEW_MS: '1000' }).leases).toEqual({ enabled: true, ttlMs: 20_000, renewMs: 1_000 });
   });
 
   it('leases rate-limit shares for keys of 600 requests per minute and more unless RATE_LIMIT_LEASE_MIN_RPM says otherwise', () => {
