@@ -1,17 +1,16 @@
-import { Body, Controller, HttpCode, Post, Req, Res, UsePipes } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiKeyAuth } from '../common/auth-scope';
 import { CurrentKey } from '../keys/current-key.decorator';
 import type { GatewayRequest } from '../common/http/request-context';
-import { proxyValidation } from '../common/validation';
 import type { AuthenticatedKey } from '../keys/key-cache';
 import { ChatCompletionCreateDto, EmbeddingCreateDto } from './chat.dto';
 import { ChatService } from './chat.service';
+import { ChatCompletionBody, EmbeddingBody } from './proxy-body.pipe';
 
 @ApiTags('Public API')
 @ApiKeyAuth()
-@UsePipes(proxyValidation)
 @Controller('v1')
 export class ChatController {
   constructor(private readonly chat: ChatService) {}
@@ -22,7 +21,7 @@ export class ChatController {
   @ApiOkResponse({ description: "The provider's response with `model` set to the public id" })
   complete(
     @CurrentKey() key: AuthenticatedKey,
-    @Body() dto: ChatCompletionCreateDto,
+    @Body(ChatCompletionBody) dto: ChatCompletionCreateDto,
     @Req() req: GatewayRequest,
     @Res() res: Response,
   ): Promise<void> {
@@ -34,7 +33,7 @@ export class ChatController {
   @ApiOperation({ summary: 'OpenAI-compatible embeddings (embedding models only)' })
   embed(
     @CurrentKey() key: AuthenticatedKey,
-    @Body() dto: EmbeddingCreateDto,
+    @Body(EmbeddingBody) dto: EmbeddingCreateDto,
     @Req() req: GatewayRequest,
     @Res() res: Response,
   ): Promise<void> {

@@ -19,75 +19,9 @@ import {
   ValidateNested,
   ValidationArguments,
 } from 'class-validator';
+import { messageContentProblem } from './proxy-body.pipe';
 
 const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
-
-/** The content part types each role may send, as OpenAI has them; `function` takes a string only. */
-const PART_TYPES: Record<string, readonly string[]> = {
-  system: ['text'],
-  developer: ['text'],
-  user: ['text', 'image_url', 'input_audio', 'file'],
-  assistant: ['text', 'refusal'],
-  tool: ['text'],
-  function: [],
-};
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** What is wrong with one content part, as a message starting with its path; null when fine. */
-function partProblem(part: unknown, path: string, allowed: readonly string[]): string | null {
-  if (!isObject(part)) return `${path} must be an object with a type`;
-  const type = part.type;
-  if (typeof type !== 'string' || !allowed.includes(type)) return `${path}.type must be one of: ${allowed.join(', ')}`;
-  switch (type) {
-    case 'text':
-      return typeof part.text === 'string' ? null : `${path}.text must be a string`;
-    case 'refusal':
-      return typeof part.refusal === 'string' ? null : `${path}.refusal must be a string`;
-    case 'image_url':
-      if (!isObject(part.image_url)) return `${path}.image_url must be an object`;
-      return typeof part.image_url.url === 'string' ? null : `${path}.image_url.url must be a string`;
-    case 'input_audio':
-      if (!isObject(part.input_audio)) return `${path}.input_audio must be an object`;
-      if (typeof part.input_audio.data !== 'string') return `${path}.input_audio.data must be a string`;
-      return typeof part.input_audio.format === 'string' ? null : `${path}.input_audio.format must be a string`;
-    case 'file':
-      return isObject(part.file) ? null : `${path}.file must be an object`;
-    default:
-      return null;
-  }
-}
-
-/**
- * What is wrong with a message's `content` for its role, as OpenAI checks it; null when fine.
- * Content is a string or a non-empty array of typed parts; it may be null or absent only for
- * an assistant message that calls tools (or a function, or refuses), or a function message.
- */
-export function messageContentProblem(message: Record<string, unknown>): string | null {
-  const role = message.role as string;
-  const allowed = PART_TYPES[role];
-  if (!allowed) return null; // the role is reported on its own
-  const content = message.content;
-  if (content === undefined || content === null) {
-    if (role === 'function') return null;
-    if (role === 'assistant') {
-      const callsTools = Array.isArray(message.tool_calls) && message.tool_calls.length > 0;
-      if (callsTools || isObject(message.function_call) || typeof message.refusal === 'string') return null;
-      return 'content is required for an assistant message without tool_calls';
-    }
-    return `content is required for a ${role} message`;
-  }
-  if (typeof content === 'string') return null;
-  if (!Array.isArray(content) || allowed.length === 0) {
-    return allowed.length === 0 ? 'content must be a string' : 'content must be a string or an array of content parts';
-  }
-  if (content.length === 0) return 'content must not be an empty array';
-  for (let i = 0; i < content.length; i++) {
-    const problem = partProblem(content[i], `content[${i}]`, allowed);
-    if (problem) return problem;
-  }
-  return null;
-}
 
 /** `content` checked against the message's role (messageContentProblem). */
 function IsMessageContent(): PropertyDecorator {
@@ -141,8 +75,9 @@ export class StreamOptionsDto {
 }
 
 /**
- * The fields the gateway acts on. Every other OpenAI field is forwarded untouched (the
- * proxy pipe neither strips nor refuses unknown fields).
+ * The fields the gateway acts on, for the OpenAPI document. Requests are checked by the
+ * hand-written ProxyBodyPipe (proxy-body.pipe.ts), which answers what these decorators would;
+ * every other OpenAI field is forwarded untouched.
  */
 export class ChatCompletionCreateDto {
   @ApiProperty({ example: 'deepseek-v4-flash' })

@@ -35,8 +35,8 @@ export class ChatService {
   ) {}
 
   /**
-   * `body` is the validated DTO: the proxy pipe neither strips nor refuses fields, so every
-   * field the gateway does not model is forwarded as the client sent it.
+   * `body` is the client's, checked by ProxyBodyPipe: nothing stripped, copied or refused, so
+   * every field the gateway does not model is forwarded as the client sent it.
    */
   async handle(
     kind: ModelType,

@@ -99,8 +99,9 @@ export const strictValidation = new StrictValidationPipe({
 });
 
 /**
- * Proxy bodies: what the gateway acts on is validated, everything else is forwarded as sent
- * (newer SDKs send fields we have not modelled), so nothing is stripped or refused.
+ * Proxy bodies, as the chat DTOs declare them: what the gateway acts on is validated, nothing
+ * else is refused. The proxy routes use the hand-written ProxyBodyPipe instead (chat/), which
+ * answers the same errors without copying the body; this pipe is the reference it is tested against.
  */
 export const proxyValidation = new ValidationPipe({
   whitelist: false,

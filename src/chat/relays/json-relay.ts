@@ -36,8 +36,15 @@ export class JsonRelay {
     // gone while the charge was recorded: take it back if no worker has applied it yet
     if (call.clientGone && (await call.hold!.withdraw())) throw new ClientClosedError('client_disconnected');
     this.metrics.chargedMicros.inc({ model: call.model.id }, receipt.chargedMicros);
-    call.res.status(200).setHeader('x-nexo-cost-micros', String(receipt.chargedMicros));
-    call.res.json(answer);
+    // the headers Express's res.json would set, without its content negotiation and freshness
+    // checks; headers and body leave in one write
+    const json = JSON.stringify(answer);
+    const res = call.res;
+    res.statusCode = 200;
+    res.setHeader('x-nexo-cost-micros', String(receipt.chargedMicros));
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(json));
+    res.end(json);
   }
 
   /** The provider's body, decoded once and whole (a character split across chunks stays intact). */
@@ -51,7 +58,8 @@ export class JsonRelay {
       throw call.abort.signal.aborted ? new ClientClosedError('client_disconnected') : this.upstream.failure(call.provider, err);
     }
     try {
-      const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      const whole = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      const parsed: unknown = JSON.parse(whole.toString('utf8'));
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
       return parsed as ProxyBody;
     } catch {

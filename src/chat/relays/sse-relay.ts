@@ -37,37 +37,45 @@ export class SseRelay {
     let done = false;
     let upstreamFailed = false;
 
+    // the events of one upstream chunk are relayed in one write, their lines gathered here
     const pending: EventSourceMessage[] = [];
     const parser = createParser({ onEvent: (event) => pending.push(event) });
-    const forward = async (event: EventSourceMessage) => {
+    const relayPending = async (): Promise<void> => {
+      let out = '';
+      for (let i = 0; i < pending.length; i++) out += forward(pending[i]);
+      pending.length = 0;
+      if (out) await writer.write(out);
+    };
+    /** The line to send for one provider event ('' for none), reading its usage and text on the way. */
+    const forward = (event: EventSourceMessage): string => {
       if (event.data === '[DONE]') {
         done = true;
-        return;
+        return '';
       }
       let data: ProxyBody;
       try {
         data = JSON.parse(event.data) as ProxyBody;
       } catch {
-        return; // not JSON: nothing a client could use
+        return ''; // not JSON: nothing a client could use
       }
       if (data.usage) usage = data.usage;
       produced += completionText(data);
       const usageOnly = Array.isArray(data.choices) && data.choices.length === 0 && data.usage;
-      if (usageOnly && !wantsUsage) return;
+      if (usageOnly && !wantsUsage) return '';
       if (!wantsUsage && 'usage' in data) delete data.usage;
       if ('model' in data) data.model = call.model.id;
-      await writer.write(`data: ${JSON.stringify(data)}\n\n`);
+      return `data: ${JSON.stringify(data)}\n\n`;
     };
 
     try {
       const decoder = new TextDecoder('utf-8');
       for await (const chunk of upstream.body) {
         parser.feed(decoder.decode(chunk, { stream: true }));
-        for (const event of pending.splice(0)) await forward(event);
+        await relayPending();
         if (res.destroyed) break;
       }
       parser.feed(`${decoder.decode()}\n\n`); // a last event without its blank line
-      for (const event of pending.splice(0)) await forward(event);
+      await relayPending();
     } catch (err) {
       upstreamFailed = !call.abort.signal.aborted;
       if (!writer.started && upstreamFailed) throw this.upstream.failure(call.provider, err);
@@ -91,12 +99,12 @@ export class SseRelay {
     this.metrics.chargedMicros.inc({ model: call.model.id }, receipt.chargedMicros);
     writer.start();
     if (res.destroyed || res.writableEnded) return;
-    res.write(`: cost_micros=${receipt.chargedMicros}\n\n`);
-    res.end(cut === 'upstream_interrupted' ? `data: ${JSON.stringify({ error: CUT_SHORT })}\n\n` : 'data: [DONE]\n\n');
+    const last = cut === 'upstream_interrupted' ? `data: ${JSON.stringify({ error: CUT_SHORT })}\n\n` : 'data: [DONE]\n\n';
+    res.end(`: cost_micros=${receipt.chargedMicros}\n\n${last}`);
   }
 }
 
-/** Writes events to the client with backpressure, sending the stream's headers with the first one. */
+/** Writes events to the client with backpressure; the stream's headers go out with the first write. */
 class EventWriter {
   started = false;
 
@@ -109,7 +117,7 @@ class EventWriter {
     this.res.setHeader('content-type', 'text/event-stream; charset=utf-8');
     this.res.setHeader('cache-control', 'no-cache');
     this.res.setHeader('x-accel-buffering', 'no');
-    this.res.flushHeaders();
+    // no flushHeaders(): the headers leave with the first write, in the same system call
   }
 
   async write(data: string): Promise<void> {

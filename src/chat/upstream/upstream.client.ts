@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { Readable } from 'node:stream';
-import { Agent, errors, request } from 'undici';
+import { Agent, errors } from 'undici';
 import { AppConfig } from '../../config/app-config';
 import { ApiError, ClientClosedError, GatewayError } from '../../common/errors/api-error';
 import type { ResolvedProvider } from '../../catalog/catalog.service';
@@ -67,6 +67,7 @@ export class UpstreamClient implements OnApplicationShutdown {
   private readonly logger = new Logger(UpstreamClient.name);
   private readonly agents = new Map<string, { agent: Agent; connections: number }>();
   private readonly pools = new Map<string, ProviderPool>();
+  private readonly targets = new Map<string, { origin: string; pathname: string }>();
   /** A 2xx body nobody started reading within this time is destroyed, so its slot is freed. */
   private readonly unreadBodyMs: number;
 
@@ -84,9 +85,11 @@ export class UpstreamClient implements OnApplicationShutdown {
     let handedOver = false;
     try {
       release = await this.acquire(provider, signal);
-      const res = await request(`${provider.baseUrl}${path}`, {
+      const { origin, pathname } = this.target(`${provider.baseUrl}${path}`);
+      const res = await this.agentFor(provider).request({
+        origin,
+        path: pathname,
         method: 'POST',
-        dispatcher: this.agentFor(provider),
         signal,
         headers: {
           'content-type': 'application/json',
@@ -108,6 +111,21 @@ export class UpstreamClient implements OnApplicationShutdown {
     } finally {
       if (!handedOver) release?.();
     }
+  }
+
+  /**
+   * A provider URL as undici's `request(url)` splits it (origin, then path and query), parsed
+   * once rather than on every request.
+   */
+  private target(url: string): { origin: string; pathname: string } {
+    let target = this.targets.get(url);
+    if (!target) {
+      const parsed = new URL(url);
+      target = { origin: parsed.origin, pathname: parsed.search ? `${parsed.pathname}${parsed.search}` : parsed.pathname };
+      if (this.targets.size >= MAX_TARGETS) this.targets.clear(); // base URLs changed many times: start over
+      this.targets.set(url, target);
+    }
+    return target;
   }
 
   /** Requests in flight to a provider (for tests and diagnostics). */
@@ -260,6 +278,9 @@ export class UpstreamClient implements OnApplicationShutdown {
     this.agents.clear();
   }
 }
+
+/** Provider URLs kept parsed (a few per provider). */
+const MAX_TARGETS = 256;
 
 /** Hands free slots to waiting requests, oldest first. */
 function grantWaiting(pool: ProviderPool): void {

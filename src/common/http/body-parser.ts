@@ -41,9 +41,14 @@ export async function readJsonBody(req: GatewayRequest, res: Response, options: 
   if (charset !== null && !UTF8_CHARSETS.has(charset)) {
     throw new InvalidRequestError(`Request bodies must be UTF-8 JSON; this one is declared as charset "${charset.slice(0, 40)}".`);
   }
-  await new Promise<void>((resolve, reject) => {
-    readRawBody(req, res, (err?: unknown) => (err ? reject(readError(err)) : resolve()));
-  });
+  const length = plainBodyLength(req);
+  if (length !== null) {
+    req.body = await readPlainBody(req, length);
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      readRawBody(req, res, (err?: unknown) => (err ? reject(readError(err)) : resolve()));
+    });
+  }
   const raw: unknown = req.body;
   if (!Buffer.isBuffer(raw)) {
     req.body = undefined; // no body at all
@@ -52,6 +57,62 @@ export async function readJsonBody(req: GatewayRequest, res: Response, options: 
   req.bodyBytes = raw.length;
   if (options.keepRaw) req.rawBody = raw;
   req.body = parseJsonBody(raw);
+}
+
+/**
+ * The declared length of a body that needs nothing but reading: not compressed, not chunked, a
+ * Content-Length within the limit, not read yet. Null for anything else, which body-parser
+ * reads (inflating, enforcing the limit on what it inflates, answering 413 for a declared
+ * length over it).
+ */
+function plainBodyLength(req: GatewayRequest): number | null {
+  const { headers } = req;
+  const encoding = headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return null;
+  if (headers['transfer-encoding'] !== undefined) return null;
+  const declared = headers['content-length'];
+  if (declared === undefined || !/^\d{1,9}$/.test(declared)) return null;
+  const length = Number(declared);
+  if (length > MAX_BODY_BYTES || req.readableEnded || !req.readable) return null;
+  return length;
+}
+
+/**
+ * Reads a plain body (plainBodyLength) as body-parser's raw reader does, without its layers:
+ * the client leaving mid-body is a 499, a stream error or a body shorter than declared a 400.
+ */
+function readPlainBody(req: GatewayRequest, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+    };
+    const onEnd = () => {
+      cleanup();
+      if (received !== length) reject(new InvalidRequestError('The request body could not be read: send UTF-8 JSON.'));
+      else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received));
+    };
+    const onAborted = () => {
+      cleanup();
+      reject(new ClientClosedError());
+    };
+    const onError = () => {
+      cleanup();
+      reject(new InvalidRequestError('The request body could not be read: send UTF-8 JSON.'));
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('aborted', onAborted);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('aborted', onAborted);
+    req.once('error', onError);
+  });
 }
 
 /** UTF-8 JSON bytes to a value; an empty body is `{}` (as Express's JSON parser has it). */
