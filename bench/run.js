@@ -223,14 +223,18 @@ async function serialLatency(targets, rounds) {
 
 // ---- holds and settlements on one workspace, from two processes ----
 
-async function holdsWorker(dbUrl, ws, key, count, concurrency) {
-  const clients = await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+function connectAll(dbUrl, count) {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
       const c = new Client({ connectionString: dbUrl });
       await c.connect();
       return c;
     }),
   );
+}
+
+async function holdsWorker(dbUrl, ws, key, count, concurrency) {
+  const clients = await connectAll(dbUrl, concurrency);
   const tag = randomBytes(4).toString('hex');
   let n = 0;
   await Promise.all(
@@ -257,13 +261,7 @@ async function holdsWorker(dbUrl, ws, key, count, concurrency) {
 // in one row per flush (deleted once handed over), and settlements are applied in batches of up to
 // 100 (nexo_settle_leased), as the worker does.
 async function leasedWorker(dbUrl, ws, key, count, concurrency) {
-  const clients = await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      const c = new Client({ connectionString: dbUrl });
-      await c.connect();
-      return c;
-    }),
-  );
+  const clients = await connectAll(dbUrl, concurrency);
   const tag = randomBytes(4).toString('hex');
   const owner = `bench-${tag}`;
   const take = async (leaseId) =>
