@@ -46,13 +46,6 @@ export interface TracedRequest {
   createdAt: Date;
 }
 
-/** Lease totals for reconcile and metrics. */
-export interface LeaseTotals {
-  open: number;
-  heldMicros: number;
-  shortfallMicros: number;
-}
-
 /** Escrow leases: the SQL of their life (migration 1764500000000), through the money statements' pool. */
 @Injectable()
 export class LeaseRepository {
@@ -157,13 +150,5 @@ export class LeaseRepository {
   /** Forgets the traces of a closed lease, once the sweeper dealt with them. */
   async forgetLeaseTraces(leaseId: string): Promise<void> {
     await this.pool.query('DELETE FROM lease_traces WHERE lease_id = $1', [leaseId]);
-  }
-
-  async totals(): Promise<LeaseTotals> {
-    const { rows } = await this.pool.query<{ open: number; held: string; shortfall: string }>(
-      `SELECT count(*) FILTER (WHERE state <> 'closed')::int AS open,
-              COALESCE(sum(amount_micros), 0) AS held, COALESCE(sum(shortfall_micros), 0) AS shortfall FROM leases`,
-    );
-    return { open: rows[0].open, heldMicros: Number(rows[0].held), shortfallMicros: Number(rows[0].shortfall) };
   }
 }
