@@ -180,9 +180,7 @@ export class RateLimiter implements BeforeApplicationShutdown {
         tokens,
         KEY_TTL_SECONDS,
       );
-      const answer = await withTimeout(call, this.config.rateLimitTimeoutMs);
-      if (answer === TIMED_OUT) throw new Error(`no answer within ${this.config.rateLimitTimeoutMs} ms`);
-      result = answer;
+      result = await this.inTime(call);
     } catch (err) {
       this.warn(now, err);
       return null;
@@ -205,11 +203,9 @@ export class RateLimiter implements BeforeApplicationShutdown {
     const now = Date.now();
     const window = Math.floor(now / WINDOW_MS);
     try {
-      const answer = await withTimeout(
+      const answer = await this.inTime(
         this.redis.client.mget(this.redis.key('rl', key.id, 'r', String(window)), this.redis.key('rl', key.id, 't', String(window))),
-        this.config.rateLimitTimeoutMs,
       );
-      if (answer === TIMED_OUT) throw new Error(`no answer within ${this.config.rateLimitTimeoutMs} ms`);
       const [requests, tokens] = answer.map((v) => Number(v ?? 0));
       const share = this.shares.get(key.id);
       const unused = share?.window === window ? share : { requests: 0, tokens: 0 };
@@ -288,9 +284,7 @@ export class RateLimiter implements BeforeApplicationShutdown {
     try {
       this.metrics.rateLimitCalls.inc({ kind: 'check' });
       const call = this.lease(key, share, 1, needed, back, wantRequests, wantTokens);
-      const answer = await withTimeout(call, this.config.rateLimitTimeoutMs);
-      if (answer === TIMED_OUT) throw new Error(`no answer within ${this.config.rateLimitTimeoutMs} ms`);
-      result = answer;
+      result = await this.inTime(call);
     } catch (err) {
       this.warn(now, err);
       return null;
@@ -413,6 +407,13 @@ export class RateLimiter implements BeforeApplicationShutdown {
 
   private get client(): RateLimitClient {
     return this.redis.client as unknown as RateLimitClient;
+  }
+
+  /** Redis's answer within RATE_LIMIT_TIMEOUT_MS, else an error (the caller lets the request through). */
+  private async inTime<T>(call: Promise<T>): Promise<T> {
+    const answer = await withTimeout(call, this.config.rateLimitTimeoutMs);
+    if (answer === TIMED_OUT) throw new Error(`no answer within ${this.config.rateLimitTimeoutMs} ms`);
+    return answer;
   }
 
   private warn(now: number, err: unknown): void {
