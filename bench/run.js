@@ -21,6 +21,7 @@
 // Loopback only; every loop is bounded. Env: BENCH_REQUESTS (per target and connection
 // count, default 4000), BENCH_SERIAL (requests per target one at a time, default 600),
 // BENCH_HOLDS (default 4000 per process), BENCH_PROFILE=<dir> (a V8 CPU profile of NexoRouter).
+// `--serve` starts the targets, prints their addresses and pids, and waits for Ctrl-C.
 'use strict';
 const { fork, spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
@@ -40,6 +41,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const PROVIDER_KEY = 'sk-bench-provider';
 const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
+const SERVE = process.argv.includes('--serve');
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const fmt = (n, digits = 3) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
@@ -121,7 +123,7 @@ async function startPortkey(providerOrigin) {
 async function startNexo(dbUrl, prefix, providerOrigin) {
   const port = await freePort();
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const proc = spawn(process.execPath, [...profile, join(root, 'dist/src/main.js')], {
+  const proc = spawn(process.execPath, [...profile, ...(process.env.NEXO_FLAGS ? process.env.NEXO_FLAGS.split(' ') : []), join(root, 'dist/src/main.js')], {
     env: {
       ...process.env,
       NODE_ENV: 'production',
@@ -191,6 +193,9 @@ function cannon(target, connections, amount) {
         connections,
         amount,
         timeout: 30,
+        // autocannon calls back only on its sampling tick: at the default 1 s, a run of 4 s
+        // reads as 4 or 5 s, and requests per second come out in steps of 20 %
+        sampleInt: 10,
       },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
@@ -411,6 +416,12 @@ async function main() {
       { name: 'portkey', label: 'Portkey gateway', origin: portkey.origin, headers: portkey.headers, proc: portkey.proc },
       { name: 'nexo', label: 'NexoRouter', origin: nexo.origin, headers: nexo.headers, proc: nexo.proc },
     ];
+    if (SERVE) {
+      // `npm run bench -- --serve`: the targets stay up for a profiler or strace until Ctrl-C
+      for (const t of targets) console.log(JSON.stringify({ name: t.name, origin: t.origin, pid: t.proc.pid, headers: t.headers }));
+      await new Promise((resolve) => ['SIGINT', 'SIGTERM'].forEach((s) => process.once(s, resolve)));
+      return;
+    }
     let nexoAnswered = 0;
     const count200 = (t, r) => {
       if (t.name === 'nexo') nexoAnswered += r['2xx'];

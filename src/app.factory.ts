@@ -5,6 +5,7 @@ import type { Express } from 'express';
 import type { Server } from 'node:http';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
+import { ProxyLane } from './chat/proxy-lane';
 import { requestIdMiddleware } from './common/http/body-parser';
 import { AppConfig } from './config/app-config';
 import { HttpDrain } from './health/http-drain.service';
@@ -43,11 +44,13 @@ export async function createHttpApp(config: AppConfig, logger: AppLogger = appLo
   // first: what a graceful shutdown waits for; then the request's id and scope; then, once it
   // has finished, its access line and metrics
   const drain = app.get(HttpDrain);
-  drain.attach(app.getHttpServer() as Server);
-  app.use(drain.track);
-  app.use(requestIdMiddleware);
-  app.use(accessLog(logger, app.get(MetricsService), [WEB_APP_ROOT]));
+  const server = app.getHttpServer() as Server;
+  drain.attach(server);
+  const first = [drain.track, requestIdMiddleware, accessLog(logger, app.get(MetricsService), [WEB_APP_ROOT])];
+  for (const middleware of first) app.use(middleware);
   app.useGlobalInterceptors(drain);
+  // the two proxy routes skip Express's router and Nest's layers (same middleware, guard, checks, filter)
+  app.get(ProxyLane).attach(server, express, first);
   app.use(WEB_APP_ROOT, webAppSecurityHeaders());
   // no body parser here: the guard reads a body once its key or admin token has been checked
   setupDocs(app);

@@ -54,13 +54,18 @@ export class HttpDrain implements NestInterceptor {
   };
 
   intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    this.handlerStarted();
+    return next.handle().pipe(finalize(() => this.handlerFinished()));
+  }
+
+  /** A handler outside Nest's interceptors (the proxy lane) starts; handlerFinished() once it has. */
+  handlerStarted(): void {
     this.handlers++;
-    return next.handle().pipe(
-      finalize(() => {
-        this.handlers--;
-        if (this.draining) this.wake();
-      }),
-    );
+  }
+
+  handlerFinished(): void {
+    this.handlers--;
+    if (this.draining) this.wake();
   }
 
   get inFlight(): number {

@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import { catchError, from, mergeMap, Observable, throwError } from 'rxjs';
 import { ApiError } from '../common/errors/api-error';
 import type { AuthenticatedRequest } from '../keys/authenticated-request';
+import type { AuthenticatedKey } from '../keys/key-cache';
 import { RateLimiter } from './rate-limiter.service';
 
 /**
@@ -27,19 +28,24 @@ export class RateLimitHeadersInterceptor implements NestInterceptor {
       await this.decorate(res, key);
       return next.handle();
     }
-    return next.handle().pipe(
-      catchError((err: unknown) => {
-        // a 429 of the check carries its own headers: a flood of them costs no second round trip
-        if (err instanceof ApiError && ('x-ratelimit-limit-requests' in err.headers || 'x-ratelimit-limit-tokens' in err.headers)) {
-          return throwError(() => err);
-        }
-        return from(this.decorate(res, key)).pipe(mergeMap(() => throwError(() => err)));
-      }),
-    );
+    return next
+      .handle()
+      .pipe(catchError((err: unknown) => from(this.decorateRefusal(res, key, err)).pipe(mergeMap(() => throwError(() => err)))));
+  }
+
+  /**
+   * A limited key's request refused after authentication: the headers of where its windows
+   * stand, unless the refusal is the check's own 429, which carries them (a flood of those costs
+   * no second round trip). Also called by the proxy lane (chat/), which runs outside Nest.
+   */
+  async decorateRefusal(res: Response, key: AuthenticatedKey, err: unknown): Promise<void> {
+    if (key.rpmLimit === null && key.tpmLimit === null) return;
+    if (err instanceof ApiError && ('x-ratelimit-limit-requests' in err.headers || 'x-ratelimit-limit-tokens' in err.headers)) return;
+    await this.decorate(res, key);
   }
 
   /** Sets the headers unless the answer has them (or has gone out) already. */
-  private async decorate(res: Response, key: NonNullable<AuthenticatedRequest['apiKey']>): Promise<void> {
+  private async decorate(res: Response, key: AuthenticatedKey): Promise<void> {
     if (res.headersSent || res.hasHeader('x-ratelimit-limit-requests') || res.hasHeader('x-ratelimit-limit-tokens')) return;
     const headers = await this.limiter.peek(key);
     if (!headers || res.headersSent) return;

@@ -4,7 +4,7 @@ import { RateLimitHeadersInterceptor } from './rate-limit-headers.interceptor';
 import { RateLimiter } from './rate-limiter.service';
 
 @Module({
-  providers: [RateLimiter, { provide: APP_INTERCEPTOR, useClass: RateLimitHeadersInterceptor }],
-  exports: [RateLimiter],
+  providers: [RateLimiter, RateLimitHeadersInterceptor, { provide: APP_INTERCEPTOR, useExisting: RateLimitHeadersInterceptor }],
+  exports: [RateLimiter, RateLimitHeadersInterceptor],
 })
 export class RateLimitModule {}

@@ -22,8 +22,11 @@ export class OpenAiExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
-    const res = ctx.getResponse<Response>();
-    const req = ctx.getRequest<GatewayRequest>();
+    this.render(exception, ctx.getRequest<GatewayRequest>(), ctx.getResponse<Response>());
+  }
+
+  /** Answers `exception` on `res` (or ends an answer already begun); for handlers outside Nest too. */
+  render(exception: unknown, req: GatewayRequest, res: Response): void {
     if (res.headersSent) {
       if (!res.writableEnded) res.end();
       return;
