@@ -20,8 +20,9 @@
 //
 // Loopback only; every loop is bounded. Env: BENCH_REQUESTS (per target and connection
 // count, default 4000), BENCH_SERIAL (requests per target one at a time, default 600),
-// BENCH_HOLDS (default 4000 per process), BENCH_PROFILE=<dir> (a V8 CPU profile of NexoRouter).
-// `--serve` starts the targets, prints their addresses and pids, and waits for Ctrl-C.
+// BENCH_HOLDS (default 10000 per process), BENCH_PROFILE=<dir> (a V8 CPU profile of NexoRouter).
+// `--serve` starts the targets, prints their addresses and pids, and waits for Ctrl-C; `--holds`
+// runs only the holds-and-settlements step.
 'use strict';
 const { fork, spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
@@ -35,13 +36,14 @@ const { Pool } = require('undici');
 const root = join(__dirname, '..');
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const SERIAL = Number(process.env.BENCH_SERIAL ?? 600);
-const HOLDS = Number(process.env.BENCH_HOLDS ?? 4000);
+const HOLDS = Number(process.env.BENCH_HOLDS ?? 10000);
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const PROVIDER_KEY = 'sk-bench-provider';
 const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
 const SERVE = process.argv.includes('--serve');
+const HOLDS_ONLY = process.argv.includes('--holds');
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const fmt = (n, digits = 3) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
@@ -123,25 +125,29 @@ async function startPortkey(providerOrigin) {
 async function startNexo(dbUrl, prefix, providerOrigin) {
   const port = await freePort();
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const proc = spawn(process.execPath, [...profile, ...(process.env.NEXO_FLAGS ? process.env.NEXO_FLAGS.split(' ') : []), join(root, 'dist/src/main.js')], {
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      PORT: String(port),
-      DATABASE_URL: dbUrl,
-      REDIS_URL,
-      REDIS_PREFIX: prefix,
-      ADMIN_TOKEN,
-      JWT_SECRET: randomBytes(32).toString('hex'),
-      NEXO_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      NEXO_ROLE: 'all',
-      LOG_LEVEL: 'warn',
-      ACCESS_LOG: 'false',
-      PROVIDER_DEEPSEEK_BASE_URL: `${providerOrigin}/v1`,
-      PROVIDER_DEEPSEEK_API_KEY: PROVIDER_KEY,
+  const proc = spawn(
+    process.execPath,
+    [...profile, ...(process.env.NEXO_FLAGS ? process.env.NEXO_FLAGS.split(' ') : []), join(root, 'dist/src/main.js')],
+    {
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        DATABASE_URL: dbUrl,
+        REDIS_URL,
+        REDIS_PREFIX: prefix,
+        ADMIN_TOKEN,
+        JWT_SECRET: randomBytes(32).toString('hex'),
+        NEXO_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+        NEXO_ROLE: 'all',
+        LOG_LEVEL: 'warn',
+        ACCESS_LOG: 'false',
+        PROVIDER_DEEPSEEK_BASE_URL: `${providerOrigin}/v1`,
+        PROVIDER_DEEPSEEK_API_KEY: PROVIDER_KEY,
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  );
   const origin = `http://127.0.0.1:${port}`;
   await waitHttp(`${origin}/health/ready`, 60_000);
   const admin = async (method, path, body) => {
@@ -238,8 +244,17 @@ function connectAll(dbUrl, count) {
   );
 }
 
+/** In a holds worker: once connected, tells the parent and waits for its go (process start is not timed). */
+function ready() {
+  return new Promise((resolve) => {
+    process.once('message', resolve);
+    process.send('ready');
+  });
+}
+
 async function holdsWorker(dbUrl, ws, key, count, concurrency) {
   const clients = await connectAll(dbUrl, concurrency);
+  await ready();
   const tag = randomBytes(4).toString('hex');
   let n = 0;
   await Promise.all(
@@ -266,15 +281,18 @@ async function holdsWorker(dbUrl, ws, key, count, concurrency) {
 // in one row per flush (deleted once handed over), and settlements are applied in batches of up to
 // 100 (nexo_settle_leased), as the worker does.
 async function leasedWorker(dbUrl, ws, key, count, concurrency) {
+  // as many as the gateway's settlement batcher writes in one transaction
+  const { MAX_BATCH: BATCH } = require(join(root, 'dist/src/billing/settlement/settlement-batcher.js'));
   const clients = await connectAll(dbUrl, concurrency);
+  const [leasing] = await connectAll(dbUrl, 1);
+  await ready();
   const tag = randomBytes(4).toString('hex');
   const owner = `bench-${tag}`;
   const take = async (leaseId) =>
-    (await clients[0].query('SELECT * FROM nexo_lease_take($1, $2, $3, $4, $5, 10000)', [leaseId, ws, owner, 10_000_000, 1000])).rows[0];
+    (await leasing.query('SELECT * FROM nexo_lease_take($1, $2, $3, $4, $5, 10000)', [leaseId, ws, owner, 10_000_000, 1000])).rows[0];
   let lease = await take(null);
   let free = Number(lease.amount);
   const HOLD = 1000;
-  const BATCH = 100;
   let n = 0;
   await Promise.all(
     clients.map(async (c) => {
@@ -319,7 +337,7 @@ async function leasedWorker(dbUrl, ws, key, count, concurrency) {
       }
     }),
   );
-  await Promise.all(clients.map((c) => c.end()));
+  await Promise.all([...clients, leasing].map((c) => c.end()));
 }
 
 async function benchHolds(dbUrl, leased) {
@@ -333,22 +351,24 @@ async function benchHolds(dbUrl, leased) {
     ])
   ).rows;
   await c.end();
+  // both workers connected before the clock starts: a process's start is not a hold
+  const workers = [0, 1].map(() => {
+    const child = fork(__filename, [leased ? '--leased-worker' : '--holds-worker', dbUrl, ws, key, String(HOLDS), leased ? '4' : '16'], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const exited = new Promise((resolve, reject) =>
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`holds worker exited with ${code}`)))),
+    );
+    const isReady = new Promise((resolve, reject) => {
+      child.once('message', resolve);
+      exited.catch(reject);
+    });
+    return { child, exited, isReady };
+  });
+  await Promise.all(workers.map((w) => w.isReady));
   const t0 = performance.now();
-  await Promise.all(
-    [0, 1].map(
-      () =>
-        new Promise((resolve, reject) => {
-          const child = fork(
-            __filename,
-            [leased ? '--leased-worker' : '--holds-worker', dbUrl, ws, key, String(HOLDS), leased ? '4' : '16'],
-            {
-              stdio: 'inherit',
-            },
-          );
-          child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`holds worker exited with ${code}`))));
-        }),
-    ),
-  );
+  for (const w of workers) w.child.send('go');
+  await Promise.all(workers.map((w) => w.exited));
   return (2 * HOLDS) / ((performance.now() - t0) / 1000);
 }
 
@@ -400,6 +420,12 @@ async function main() {
     const { loadConfig } = require(join(root, 'dist/src/config/app-config.js'));
     const { migrateDatabase } = require(join(root, 'dist/src/database/prepare-database.js'));
     await migrateDatabase(loadConfig({ NODE_ENV: 'test', DATABASE_URL: dbUrl }));
+
+    if (HOLDS_ONLY) {
+      // `npm run bench -- --holds`: only the last step, holds and settlements on one workspace
+      console.log(`holds + settlements/s: ${fmt(await benchHolds(dbUrl, true), 0)} with escrow leases`);
+      return;
+    }
 
     const provider = await portReporter(['-e', FAKE_PROVIDER]);
     procs.push(provider.proc);

@@ -2,7 +2,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { HoldRepository } from '../../src/billing/hold.repository';
 import { reconcile } from '../../src/billing/reconcile';
-import { SettlementBatcher } from '../../src/billing/settlement/settlement-batcher';
+import { MAX_BATCH, SettlementBatcher } from '../../src/billing/settlement/settlement-batcher';
 import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
 import { AppContext } from '../helpers/app-context';
 import { waitFor } from '../helpers/wait';
@@ -20,17 +20,18 @@ describe(`${SettlementBatcher.name} (PostgreSQL and Redis)`, () => {
   afterAll(() => ctx?.close());
   afterEach(() => jest.restoreAllMocks());
 
-  it('writes settlements that arrive together in one transaction per 100', async () => {
-    const { workspaceId, keyId, settlements } = await ctx.openHolds(150, 1_000, 400, 'batch');
+  it(`writes settlements that arrive together in one transaction per ${MAX_BATCH}`, async () => {
+    const n = MAX_BATCH + MAX_BATCH / 2;
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(n, 1_000, 400, 'batch');
     const settleMany = jest.spyOn(holds, 'settleMany');
     const settle = jest.spyOn(holds, 'settle');
 
     const results = await Promise.all(settlements.map((s) => batcher.settle(s)));
     expect(results.every((r) => r.applied && r.chargedMicros === 400)).toBe(true);
     expect(settleMany).toHaveBeenCalledTimes(2);
-    expect(settleMany.mock.calls.map(([items]) => items.length).sort((a, b) => a - b)).toEqual([50, 100]);
+    expect(settleMany.mock.calls.map(([items]) => items.length).sort((a, b) => a - b)).toEqual([MAX_BATCH / 2, MAX_BATCH]);
     expect(settle).not.toHaveBeenCalled();
-    expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 150 * 400, wsHeld: 0, spent: 150 * 400, keyHeld: 0 });
+    expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - n * 400, wsHeld: 0, spent: n * 400, keyHeld: 0 });
     expect(await reconcile(ctx.db)).toEqual([]);
   });
 

@@ -2,7 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { HoldRepository } from '../hold.repository';
 import type { Settlement, SettleResult } from './settlement.types';
 
-const MAX_BATCH = 100;
+/** The most settlements one transaction applies: at saturation, fewer commits and workspace locks per request. */
+export const MAX_BATCH = 250;
 const MAX_WAIT_MS = 2;
 
 interface Pending {
@@ -13,7 +14,7 @@ interface Pending {
 
 /**
  * Gathers the settlements the queue worker is processing at the same moment and writes them
- * in one transaction: one WAL flush and one round trip for up to 100 requests, so the
+ * in one transaction: one WAL flush and one round trip for up to MAX_BATCH requests, so the
  * workspace row is locked far less often and holds on the hot path wait less. A batch that
  * fails is retried one settlement at a time, so one bad item cannot fail the others.
  */
