@@ -125,29 +125,25 @@ async function startPortkey(providerOrigin) {
 async function startNexo(dbUrl, prefix, providerOrigin) {
   const port = await freePort();
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const proc = spawn(
-    process.execPath,
-    [...profile, ...(process.env.NEXO_FLAGS ? process.env.NEXO_FLAGS.split(' ') : []), join(root, 'dist/src/main.js')],
-    {
-      env: {
-        ...process.env,
-        NODE_ENV: 'production',
-        PORT: String(port),
-        DATABASE_URL: dbUrl,
-        REDIS_URL,
-        REDIS_PREFIX: prefix,
-        ADMIN_TOKEN,
-        JWT_SECRET: randomBytes(32).toString('hex'),
-        NEXO_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-        NEXO_ROLE: 'all',
-        LOG_LEVEL: 'warn',
-        ACCESS_LOG: 'false',
-        PROVIDER_DEEPSEEK_BASE_URL: `${providerOrigin}/v1`,
-        PROVIDER_DEEPSEEK_API_KEY: PROVIDER_KEY,
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
+  const proc = spawn(process.execPath, [...profile, join(root, 'dist/src/main.js')], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      PORT: String(port),
+      DATABASE_URL: dbUrl,
+      REDIS_URL,
+      REDIS_PREFIX: prefix,
+      ADMIN_TOKEN,
+      JWT_SECRET: randomBytes(32).toString('hex'),
+      NEXO_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      NEXO_ROLE: 'all',
+      LOG_LEVEL: 'warn',
+      ACCESS_LOG: 'false',
+      PROVIDER_DEEPSEEK_BASE_URL: `${providerOrigin}/v1`,
+      PROVIDER_DEEPSEEK_API_KEY: PROVIDER_KEY,
     },
-  );
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const origin = `http://127.0.0.1:${port}`;
   await waitHttp(`${origin}/health/ready`, 60_000);
   const admin = async (method, path, body) => {
