@@ -4,7 +4,7 @@ import type { Settlement, SettleResult } from './settlement.types';
 
 /** The most settlements one transaction applies: at saturation, fewer commits and workspace locks per request. */
 export const MAX_BATCH = 250;
-const MAX_WAIT_MS = 2;
+const MAX_WAIT_MS = 10;
 
 interface Pending {
   settlement: Settlement;

@@ -185,8 +185,10 @@ export class SettlementRecorder {
   }
 
   /**
-   * One request: a `settle` job named by its request id. Several: their group is named in Redis
-   * for each of them first (the hold sweeper looks a request's job up by it), then the group job.
+   * One request: a `settle` job named by its request id. Several: the group job, and the group
+   * named in Redis for each of them (the hold sweeper looks a request's job up by it), sent
+   * together: the group is handed over once both are acknowledged. If either fails the caller
+   * settles the group in PostgreSQL, and a job that did reach Redis charges nothing twice.
    */
   private async addGroup(settlements: Settlement[]): Promise<void> {
     if (settlements.length === 1) {
@@ -198,9 +200,9 @@ export class SettlementRecorder {
     const groupId = `group-${randomUUID()}`;
     const names = this.redis.client.pipeline();
     for (const s of settlements) names.set(groupMemberKey(this.queue, s.requestId), groupId, 'PX', GROUP_MEMBER_TTL_MS);
-    for (const [err] of (await names.exec()) ?? []) if (err) throw err;
     const group: SettlementGroup = { settlements };
-    await this.queue.add(JobName.SettleGroup, group, { jobId: groupId });
+    const [named] = await Promise.all([names.exec(), this.queue.add(JobName.SettleGroup, group, { jobId: groupId })]);
+    for (const [err] of named ?? []) if (err) throw err;
     for (const s of settlements) this.groupOf.set(s.requestId, groupId);
   }
 

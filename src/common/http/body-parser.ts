@@ -10,6 +10,8 @@ export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 export const MAX_JSON_DEPTH = 128;
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Stateless between calls (no `stream` option), so one serves every request. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
 
 /**
@@ -123,7 +125,7 @@ export function parseJsonBody(raw: Buffer): unknown {
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    text = UTF8.decode(raw);
   } catch {
     throw new InvalidRequestError('The request body is not valid UTF-8: send UTF-8 JSON.');
   }
