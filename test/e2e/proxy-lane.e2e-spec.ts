@@ -51,7 +51,7 @@ describe('the proxy lane', () => {
   };
 
   it("takes the two proxy routes away from Express's router, and leaves it every other request", async () => {
-    const handle = jest.spyOn(express, 'handle');
+    const handle = jest.spyOn(express as unknown as { handle: (...args: unknown[]) => void }, 'handle');
     try {
       const chat = await post('/v1/chat/completions', key, { model: CHAT, messages: [{ role: 'user', content: 'hi' }] });
       expect(chat.status).toBe(200);
@@ -82,7 +82,12 @@ describe('the proxy lane', () => {
     ['a model out of scope', 'chat/completions', () => scoped, { model: CHAT, messages: [{ role: 'user', content: 'hi' }] }],
     ['a chat model for embeddings', 'embeddings', () => key, { model: CHAT, input: 'hi' }],
     ['an empty input', 'embeddings', () => key, { model: EMBED, input: '' }],
-    ['a __proto__ field', 'chat/completions', () => key, '{"model":"deepseek-v4-flash","messages":[{"role":"user","content":"hi"}],"__proto__":{"x":1}}'],
+    [
+      'a __proto__ field',
+      'chat/completions',
+      () => key,
+      '{"model":"deepseek-v4-flash","messages":[{"role":"user","content":"hi"}],"__proto__":{"x":1}}',
+    ],
   ];
 
   it.each(cases)('answers %s as the Nest route does', async (_name, route, apiKey, body) => {
