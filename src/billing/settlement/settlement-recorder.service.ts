@@ -42,8 +42,12 @@ export class SettlementRecorder {
   private readonly logger = new Logger(SettlementRecorder.name);
   private forming: Waiting[] = [];
   private flushScheduled = false;
-  /** The group job of each request recorded lately, for `withdraw` (which comes within moments). */
-  private readonly groupOf = new LRUCache<string, string>({ max: 100_000, ttl: 120_000 });
+  /**
+   * The group job of each request recorded lately, for `withdraw`, which a relay calls right
+   * after recording (its client left meanwhile). Kept small and short: every entry outlives the
+   * young generation, so a larger cache is old-generation garbage the process carries at peak.
+   */
+  private readonly groupOf = new LRUCache<string, string>({ max: 20_000, ttl: 10_000 });
   /** Withdrawals from one group, one at a time: each rewrites the group. */
   private readonly groupLocks = new Map<string, Promise<unknown>>();
 
