@@ -75,7 +75,12 @@ export class ProxyLane {
         if (handler) handler(request, response, next);
         else this.serve(kind, request, response).catch((err: unknown) => this.logger.error(`Proxy lane: ${String(err)}`));
       };
-      next();
+      try {
+        next();
+      } catch (err) {
+        // as Express's router would: a middleware that throws is an error answer, not a crash
+        this.errors.render(err, request, response);
+      }
     });
   }
 
