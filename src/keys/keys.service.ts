@@ -3,7 +3,7 @@ import { ApiError, ConflictError, InvalidApiKeyError, InvalidRequestError, NotFo
 import { AppConfig } from '../config/app-config';
 import { RedisService } from '../redis/redis.service';
 import { WorkspacesService } from '../workspaces/workspaces.service';
-import { generateApiKey, hashApiKey, isWellFormedApiKey } from './api-key-format';
+import { apiKeyChecksumMatches, generateApiKey, hashApiKey, hasApiKeyShape } from './api-key-format';
 import { AuthenticatedKey, InactiveKey, KeyCache } from './key-cache';
 import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyDto, ApiKeyUpdateDto, KeyInfoDto } from './keys.dto';
 import { ApiKeyChanges, ApiKeyView, KeysRepository, KeyWhere } from './keys.repository';
@@ -60,11 +60,13 @@ export class KeysService implements OnModuleInit {
    * lookups (refunded when the key exists): past it, 429 without touching the database.
    */
   async authenticate(token: string | undefined, clientAddress?: string): Promise<AuthenticatedKey> {
-    if (!token || !isWellFormedApiKey(token)) throw new InvalidApiKeyError();
+    if (!token || !hasApiKeyShape(token)) throw new InvalidApiKeyError();
     const hash = hashApiKey(token);
     // while invalidations cannot arrive, a cached entry is trusted for 1 s only
     const maxAge = this.redis.invalidationHealthy ? undefined : UNSYNCED_KEY_MAX_AGE_MS;
     const entry = this.cache.get(hash, Date.now(), maxAge);
+    // a cached hash is a key's that passed its checksum; anything else is checked before the database
+    if (!entry && !apiKeyChecksumMatches(token)) throw new InvalidApiKeyError();
     const key = entry ? entry.key : await this.lookup(hash, clientAddress);
     if (!key) throw new InvalidApiKeyError();
     if (key.expiresAt !== null && key.expiresAt <= Date.now()) throw new InvalidApiKeyError('This API key has expired.');

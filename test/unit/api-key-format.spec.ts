@@ -1,4 +1,13 @@
-import { displayPrefix, generateApiKey, hashApiKey, isWellFormedApiKey, KEY_PREFIX } from '../../src/keys/api-key-format';
+import { createHash } from 'node:crypto';
+import {
+  apiKeyChecksumMatches,
+  displayPrefix,
+  generateApiKey,
+  hashApiKey,
+  hasApiKeyShape,
+  isWellFormedApiKey,
+  KEY_PREFIX,
+} from '../../src/keys/api-key-format';
 
 describe('API key format', () => {
   it('generates prefixed keys with 256 random bits and a valid checksum', () => {
@@ -24,6 +33,9 @@ describe('API key format', () => {
       const c = body[position];
       const typo = KEY_PREFIX + body.slice(0, position) + (c === 'a' ? 'b' : 'a') + body.slice(position + 1);
       expect(isWellFormedApiKey(typo)).toBe(false);
+      // the shape alone passes (checked on every request); the checksum fails (checked before any lookup)
+      expect(hasApiKeyShape(typo)).toBe(true);
+      expect(apiKeyChecksumMatches(typo)).toBe(false);
     }
   });
 
@@ -37,5 +49,6 @@ describe('API key format', () => {
   it('never stores a reversible form: the hash is SHA-256 of the key', () => {
     const { key, hash } = generateApiKey();
     expect(hash).not.toContain(key.slice(KEY_PREFIX.length, KEY_PREFIX.length + 8));
+    expect(hash).toBe(createHash('sha256').update(key).digest('hex'));
   });
 });
