@@ -20,6 +20,7 @@
 //
 // Loopback only; every loop is bounded. Env: BENCH_REQUESTS (per target and connection
 // count, default 4000), BENCH_WARMUP (requests per target before measuring, default BENCH_REQUESTS),
+// BENCH_ROUNDS (throughput rounds, targets interleaved, median reported; default 3),
 // BENCH_SERIAL (requests per target one at a time, default 600),
 // BENCH_HOLDS (default 10000 per process), BENCH_PROFILE=<dir> (a V8 CPU profile of NexoRouter).
 // `--serve` starts the targets, prints their addresses and pids, and waits for Ctrl-C; `--holds`
@@ -38,6 +39,7 @@ const root = join(__dirname, '..');
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const SERIAL = Number(process.env.BENCH_SERIAL ?? 600);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? REQUESTS);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const HOLDS = Number(process.env.BENCH_HOLDS ?? 10000);
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -465,23 +467,36 @@ async function main() {
 
     const results = {};
     for (const t of targets) results[t.name] = { serial: serial[t.name] };
+    // in ROUNDS rounds, the targets in a new order each round: a machine that slows down or speeds
+    // up for a while (a shared VM does) moves every target alike; each figure is the median round
     for (const connections of [16, 64]) {
+      const rounds = new Map(targets.map((t) => [t.name, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = round % 2 === 0 ? targets : [...targets].reverse();
+        for (const t of order) {
+          console.log(`Throughput, round ${round + 1}/${ROUNDS}: ${REQUESTS} requests over ${connections} connections to ${t.label} ...`);
+          const before = procStats(t.proc.pid);
+          const t0 = performance.now();
+          const r = await cannon(t, connections, REQUESTS);
+          const seconds = (performance.now() - t0) / 1000;
+          const after = procStats(t.proc.pid);
+          count200(t, r);
+          rounds.get(t.name).push({
+            rps: r['2xx'] / seconds,
+            non2xx: r.non2xx + r.errors + r.timeouts,
+            cpuUsPerRequest: ((after.cpuMs - before.cpuMs) * 1000) / Math.max(1, r['2xx']),
+          });
+          results[t.name].peakRssMb = after.peakRssMb;
+        }
+      }
       for (const t of targets) {
-        console.log(`Throughput: ${REQUESTS} requests over ${connections} connections to ${t.label} ...`);
-        const before = procStats(t.proc.pid);
-        const t0 = performance.now();
-        const r = await cannon(t, connections, REQUESTS);
-        const seconds = (performance.now() - t0) / 1000;
-        const after = procStats(t.proc.pid);
-        count200(t, r);
+        const runs = rounds.get(t.name);
+        const median = (f) => runs.map(f).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
         results[t.name][connections] = {
-          rps: r['2xx'] / seconds,
-          non2xx: r.non2xx + r.errors + r.timeouts,
-          p50: r.latency.p50,
-          p99: r.latency.p99,
-          cpuUsPerRequest: ((after.cpuMs - before.cpuMs) * 1000) / Math.max(1, r['2xx']),
+          rps: median((x) => x.rps),
+          cpuUsPerRequest: median((x) => x.cpuUsPerRequest),
+          non2xx: runs.reduce((n, x) => n + x.non2xx, 0),
         };
-        results[t.name].peakRssMb = after.peakRssMb;
       }
     }
 
