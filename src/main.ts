@@ -3,6 +3,7 @@ import { CatalogService } from './catalog/catalog.service';
 import { appLogger, createHttpApp, createWorkerContext } from './app.factory';
 import { SettlementProcessor } from './billing/settlement/settlement.processor';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+import { applyHeapGrowth } from './config/heap-growth';
 import { migrateDatabase } from './database/prepare-database';
 import { HttpDrain } from './health/http-drain.service';
 import type { AppLogger } from './logging/app-logger';
@@ -18,6 +19,7 @@ let startupLog: AppLogger | undefined;
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  applyHeapGrowth(config.heapGrowthPercent);
   const appLog = appLogger(config);
   startupLog = appLog;
   Logger.overrideLogger(appLog);

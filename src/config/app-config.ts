@@ -65,6 +65,12 @@ export class AppConfig {
    * LEASE_TTL_MS past the last renewal.
    */
   leases: { enabled: boolean; ttlMs: number; renewMs: number };
+  /**
+   * How much V8 lets the old generation grow past what the last full collection kept, in
+   * percent (HEAP_GROWTH_PERCENT, default 100: twice); 0 leaves it to V8's heuristics, which on
+   * a busy gateway let garbage pile up to three or four times the live heap before collecting.
+   */
+  heapGrowthPercent: number;
   sweepIntervalMs: number;
   /** Usage logs are kept this many days, then dropped a whole month at a time (null: kept forever). */
   usageLogRetentionDays: number | null;
@@ -171,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     ttlMs: wholeNumber('LEASE_TTL_MS', vars.LEASE_TTL_MS, 5_000, 2_000, 600_000),
     renewMs: wholeNumber('LEASE_RENEW_MS', vars.LEASE_RENEW_MS, 250, 50, 10_000),
   };
+  config.heapGrowthPercent = wholeNumber('HEAP_GROWTH_PERCENT', vars.HEAP_GROWTH_PERCENT, 100, 0, 1_000);
   if (config.leases.renewMs * 4 > config.leases.ttlMs) {
     throw new ConfigError('Invalid configuration: LEASE_RENEW_MS must be at most a quarter of LEASE_TTL_MS');
   }

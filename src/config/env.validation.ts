@@ -119,6 +119,10 @@ export class EnvironmentVariables {
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   LEASE_TTL_MS?: string;
 
+  @optional('HEAP_GROWTH_PERCENT')
+  @IsNumberString({ no_symbols: true }, { message: 'must be a whole number (percent)' })
+  HEAP_GROWTH_PERCENT?: string;
+
   @optional('LEASE_RENEW_MS')
   @IsNumberString({ no_symbols: true }, { message: 'must be a whole number of milliseconds' })
   LEASE_RENEW_MS?: string;

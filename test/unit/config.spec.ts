@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from '../../src/config/app-config';
+import { applyHeapGrowth } from '../../src/config/heap-growth';
 
 describe('loadConfig', () => {
   it('has working defaults in development', () => {
@@ -26,6 +27,8 @@ describe('loadConfig', () => {
     [{ RATE_LIMIT_LEASE_MIN_RPM: '-1' }, 'RATE_LIMIT_LEASE_MIN_RPM'],
     [{ RATE_LIMIT_LEASE_MIN_RPM: 'many' }, 'RATE_LIMIT_LEASE_MIN_RPM'],
     [{ ESCROW_LEASES: 'yes' }, 'ESCROW_LEASES'],
+    [{ HEAP_GROWTH_PERCENT: '-5' }, 'HEAP_GROWTH_PERCENT'],
+    [{ HEAP_GROWTH_PERCENT: '5000' }, 'HEAP_GROWTH_PERCENT'],
     [{ LEASE_TTL_MS: '500' }, 'LEASE_TTL_MS'],
     [{ LEASE_TTL_MS: '4000', LEASE_RENEW_MS: '2000' }, 'LEASE_RENEW_MS'],
     [{ UPSTREAM_TIMEOUT_MS: '1.5' }, 'UPSTREAM_TIMEOUT_MS'],
@@ -49,6 +52,15 @@ describe('loadConfig', () => {
     expect(loadConfig({}).usageLogRetentionDays).toBeNull();
     expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '' }).usageLogRetentionDays).toBeNull();
     expect(loadConfig({ USAGE_LOG_RETENTION_DAYS: '400' }).usageLogRetentionDays).toBe(400);
+  });
+
+  it("caps the heap's growth at 100 % unless HEAP_GROWTH_PERCENT says otherwise (0: V8 decides)", () => {
+    expect(loadConfig({}).heapGrowthPercent).toBe(100);
+    expect(loadConfig({ HEAP_GROWTH_PERCENT: '0' }).heapGrowthPercent).toBe(0);
+    const flags: string[] = [];
+    applyHeapGrowth(loadConfig({ HEAP_GROWTH_PERCENT: '150' }).heapGrowthPercent, (f) => flags.push(f));
+    applyHeapGrowth(0, (f) => flags.push(f));
+    expect(flags).toEqual(['--heap-growing-percent=150']);
   });
 
   it('holds requests against escrow leases unless ESCROW_LEASES=false', () => {
