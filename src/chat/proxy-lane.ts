@@ -56,7 +56,8 @@ export class ProxyLane {
     if (!express) throw new Error('ProxyLane.attach: the server has no request listener (Express) yet');
     server.removeListener('request', express);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const kind = req.method === 'POST' ? LANE_ROUTES.get(pathOf(req.url ?? '')) : undefined;
+      const path = req.method === 'POST' ? pathOf(req.url ?? '') : '';
+      const kind = LANE_ROUTES.get(path);
       if (kind === undefined) {
         express(req, res);
         return;
@@ -68,7 +69,7 @@ export class ProxyLane {
       response.req = request;
       response.locals ??= Object.create(null) as Record<string, unknown>;
       // the route template of the access log and metrics, as Nest's route would set it
-      (request as { route?: unknown }).route = { path: pathOf(req.url ?? '') };
+      (request as { route?: unknown }).route = { path };
       let i = 0;
       const next = (): void => {
         const handler = middleware[i++];
