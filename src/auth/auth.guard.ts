@@ -9,7 +9,9 @@ import { AUTH_KIND, AuthKind, REQUIRED_ROLE, roleSatisfies, WorkspaceRole } from
 import { AdminAuthError, ApiError, InvalidRequestError } from '../common/errors/api-error';
 import { readJsonBody } from '../common/http/body-parser';
 import { AppConfig } from '../config/app-config';
+import type { GatewayRequest } from '../common/http/request-context';
 import type { AuthenticatedRequest } from '../keys/authenticated-request';
+import type { AuthenticatedKey } from '../keys/key-cache';
 import { KeysService } from '../keys/keys.service';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -56,7 +58,8 @@ export class AuthGuard implements CanActivate {
       const allowed = [this.config.metricsToken, this.config.adminToken].some((token) => adminTokenMatches(token, presented));
       if (!allowed) throw new AdminAuthError('Incorrect or missing metrics token: send METRICS_TOKEN or ADMIN_TOKEN as a bearer token.');
     } else if (kind === 'api-key') {
-      req.apiKey = await this.keys.authenticate(bearerToken(req.headers.authorization), req.ip ?? req.socket.remoteAddress);
+      await admitApiKeyRequest(this.keys, req, http.getResponse<Response>());
+      return true;
     } else if (kind === 'session') {
       const { principal, token } = await this.sessions.authenticate(bearerToken(req.headers.authorization));
       const required = this.reflector.getAllAndOverride<WorkspaceRole | undefined>(REQUIRED_ROLE, [
@@ -67,11 +70,27 @@ export class AuthGuard implements CanActivate {
       req.session = principal;
       req.sessionToken = token;
     }
-    await readJsonBody(req, http.getResponse<Response>(), { keepRaw: kind === 'public' });
-    if (kind === 'public') return true;
-    if (BODY_METHODS.has(req.method) && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))) {
-      throw new InvalidRequestError('The request body must be a JSON object.');
-    }
+    await readBody(req, http.getResponse<Response>(), kind === 'public');
     return true;
+  }
+}
+
+/**
+ * An API-key route's admission, for the guard and for the proxy lane (chat/): the key from the
+ * headers first (401 before anything is read), then the body.
+ */
+export async function admitApiKeyRequest(keys: KeysService, req: AuthenticatedRequest, res: Response): Promise<AuthenticatedKey> {
+  const key = await keys.authenticate(bearerToken(req.headers.authorization), req.ip ?? req.socket.remoteAddress);
+  req.apiKey = key;
+  await readBody(req, res, false);
+  return key;
+}
+
+/** Reads the body; a public route keeps its raw bytes (a webhook's signature) and takes any JSON, others only an object. */
+async function readBody(req: GatewayRequest, res: Response, isPublic: boolean): Promise<void> {
+  await readJsonBody(req, res, { keepRaw: isPublic });
+  if (isPublic) return;
+  if (BODY_METHODS.has(req.method) && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))) {
+    throw new InvalidRequestError('The request body must be a JSON object.');
   }
 }

@@ -1,11 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Express, RequestHandler, Response } from 'express';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { bearerToken } from '../auth/auth.guard';
+import { admitApiKeyRequest } from '../auth/auth.guard';
 import type { ModelType } from '../catalog/model.entity';
-import { InvalidRequestError } from '../common/errors/api-error';
 import { OpenAiExceptionFilter } from '../common/filters/openai-exception.filter';
-import { readJsonBody } from '../common/http/body-parser';
 import { HttpDrain } from '../health/http-drain.service';
 import type { AuthenticatedRequest } from '../keys/authenticated-request';
 import { KeysService } from '../keys/keys.service';
@@ -89,13 +87,8 @@ export class ProxyLane {
     this.drain.handlerStarted();
     let admitted = false;
     try {
-      // AuthGuard, for an API-key route: the key first (401 before 400), then the body
-      const key = await this.keys.authenticate(bearerToken(req.headers.authorization), req.ip ?? req.socket.remoteAddress);
-      req.apiKey = key;
-      await readJsonBody(req, res);
-      if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
-        throw new InvalidRequestError('The request body must be a JSON object.');
-      }
+      // AuthGuard's admission of an API-key route: the key first (401 before 400), then the body
+      const key = await admitApiKeyRequest(this.keys, req, res);
       admitted = true;
       const body = kind === 'chat' ? checkChatCompletionBody(req.body) : checkEmbeddingBody(req.body);
       await this.chat.handle(kind, req, res, key, body as unknown as Parameters<ChatService['handle']>[4]);
