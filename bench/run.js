@@ -278,8 +278,8 @@ async function holdsWorker(dbUrl, ws, key, count, concurrency) {
 
 // What the gateway does in PostgreSQL per request with escrow leases: the request is held in
 // memory against a lease (taken once, topped up as it runs low), the requests in flight are traced
-// in one row per flush (deleted once handed over), and settlements are applied in batches of up to
-// 100 (nexo_settle_leased), as the worker does.
+// in one row per flush (deleted once handed over), and settlements are applied in batches of the
+// batcher's MAX_BATCH (nexo_settle_leased), as the worker does.
 async function leasedWorker(dbUrl, ws, key, count, concurrency) {
   // as many as the gateway's settlement batcher writes in one transaction
   const { MAX_BATCH: BATCH } = require(join(root, 'dist/src/billing/settlement/settlement-batcher.js'));
@@ -491,7 +491,11 @@ async function main() {
       }
       for (const t of targets) {
         const runs = rounds.get(t.name);
-        const median = (f) => runs.map(f).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+        const median = (f) =>
+          pct(
+            runs.map(f).sort((a, b) => a - b),
+            50,
+          );
         results[t.name][connections] = {
           rps: median((x) => x.rps),
           cpuUsPerRequest: median((x) => x.cpuUsPerRequest),
