@@ -97,7 +97,7 @@ export class ChatService {
     });
 
     // gone while we checked and held: nothing is forwarded, nothing charged
-    if (call.abort.signal.aborted) throw new ClientClosedError();
+    if (call.abort.aborted) throw new ClientClosedError();
     // retries and fallbacks happen here, before any byte reached the client; never after
     const upstream = await this.upstream.send(call, routes, (route) => this.payload(call, route, maxOut));
     if (upstream.simulated) call.res.setHeader('x-nexo-simulated', 'true');

@@ -5,6 +5,7 @@ import type { ModelEntity, ModelType } from '../catalog/model.entity';
 import type { GatewayRequest } from '../common/http/request-context';
 import type { AuthenticatedKey } from '../keys/key-cache';
 import type { TokenReservation } from '../ratelimit/rate-limiter.service';
+import { ClientAbort } from './client-abort';
 import type { MeasuredUsage } from './usage-report';
 
 export type ProxyBody = Record<string, unknown>;
@@ -17,7 +18,7 @@ export class ProxyCall {
   readonly path: '/chat/completions' | '/embeddings';
   readonly stream: boolean;
   /** Aborted when the client goes away, from the first moment of the request. */
-  readonly abort = new AbortController();
+  readonly abort = new ClientAbort();
   model: ModelEntity;
   /** The provider sent to last: the one that answered, once one has. */
   provider: ResolvedProvider;
@@ -50,7 +51,7 @@ export class ProxyCall {
   get clientGone(): boolean {
     if (this.res.writableFinished) return false;
     const socket = this.req.socket;
-    return this.abort.signal.aborted || socket.destroyed || socket.readableEnded || !socket.writable;
+    return this.abort.aborted || socket.destroyed || socket.readableEnded || !socket.writable;
   }
 
   /** What the request came to, for its settlement. */

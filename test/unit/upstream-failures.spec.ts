@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ResolvedProvider } from '../../src/catalog/catalog.service';
+import { ClientAbort } from '../../src/chat/client-abort';
 import { UpstreamClient, UpstreamError } from '../../src/chat/upstream/upstream.client';
 import { ApiError } from '../../src/common/errors/api-error';
 import { loadConfig } from '../../src/config/app-config';
@@ -20,7 +21,7 @@ describe('UpstreamClient failures', () => {
     ...overrides,
   });
   const failure = async (c: UpstreamClient, p: ResolvedProvider, path: string) =>
-    c.post(p, path, {}, new AbortController().signal).then(
+    c.post(p, path, {}, new ClientAbort()).then(
       () => null,
       (err: unknown) => err,
     );

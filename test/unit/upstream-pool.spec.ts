@@ -4,6 +4,7 @@ import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isSameOrigin } from '../../src/auth/queue-dashboard.middleware';
 import type { ResolvedProvider } from '../../src/catalog/catalog.service';
+import { ClientAbort } from '../../src/chat/client-abort';
 import { scrubProviderSecrets, UpstreamClient, UpstreamResponse } from '../../src/chat/upstream/upstream.client';
 import { ApiError } from '../../src/common/errors/api-error';
 import { safeMicros } from '../../src/common/money';
@@ -65,6 +66,8 @@ describe('UpstreamClient pool', () => {
   let baseUrl: string;
   /** Responses the server holds open until the test ends them. */
   const open = new Set<() => void>();
+  /** Requests to /silent: each resolves once the gateway closed its connection. */
+  const silent: Promise<boolean>[] = [];
   let client: UpstreamClient;
 
   beforeAll(async () => {
@@ -72,6 +75,11 @@ describe('UpstreamClient pool', () => {
     server = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
+        if (req.url?.endsWith('/silent')) {
+          // answers nothing: the test looks at when the gateway closes the connection
+          silent.push(new Promise((resolve) => req.socket.once('close', () => resolve(true))));
+          return;
+        }
         if (req.url?.endsWith('/hold')) {
           res.writeHead(200, { 'content-type': 'text/event-stream' });
           res.write('data: {}\n\n');
@@ -100,7 +108,7 @@ describe('UpstreamClient pool', () => {
     maxConnections,
     maxTokensField: 'both',
   });
-  const post = (p: ResolvedProvider, path = '/ok', signal = new AbortController().signal) => client.post(p, path, {}, signal);
+  const post = (p: ResolvedProvider, path = '/ok', signal = new ClientAbort()) => client.post(p, path, {}, signal);
   const read = async (r: UpstreamResponse) => {
     for await (const _ of r.body);
   };
@@ -143,16 +151,29 @@ describe('UpstreamClient pool', () => {
     await new Promise((r) => setImmediate(r));
     expect(client.inFlight('destroyed')).toBe(0);
 
-    const controller = new AbortController();
-    const stream = await post(p, '/hold', controller.signal);
-    const waiter = new AbortController();
-    const waiting = post(p, '/ok', waiter.signal);
+    const controller = new ClientAbort();
+    const stream = await post(p, '/hold', controller);
+    const waiter = new ClientAbort();
+    const waiting = post(p, '/ok', waiter);
     waiter.abort();
     expect(await refused(waiting)).toMatchObject({ status: 499 });
     controller.abort();
     await read(stream).catch(() => undefined);
     expect(client.inFlight('destroyed')).toBe(0);
     await read(await post(p));
+  });
+
+  it('a client that leaves before the provider answered aborts the provider request (499, slot freed)', async () => {
+    const p = provider('left', 1);
+    const left = new ClientAbort();
+    const pending = post(p, '/silent', left);
+    while (silent.length === 0) await new Promise((r) => setTimeout(r, 5));
+    left.abort();
+    expect(await refused(pending)).toMatchObject({ status: 499 });
+    // the provider sees its connection closed long before the 400 ms upstream timeout
+    await expect(Promise.race([silent[0], new Promise((r) => setTimeout(() => r(false), 300))])).resolves.toBe(true);
+    expect(client.inFlight('left')).toBe(0);
+    expect(left.listenerCount('abort')).toBe(0);
   });
 
   it('frees the slot of a body that is never read', async () => {

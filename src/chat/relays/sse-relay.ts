@@ -77,7 +77,7 @@ export class SseRelay {
       parser.feed(`${decoder.decode()}\n\n`); // a last event without its blank line
       await relayPending();
     } catch (err) {
-      upstreamFailed = !call.abort.signal.aborted;
+      upstreamFailed = !call.abort.aborted;
       if (!writer.started && upstreamFailed) throw this.upstream.failure(call.provider, err);
     }
     const clientGone = res.destroyed && !res.writableFinished;

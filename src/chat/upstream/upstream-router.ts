@@ -3,6 +3,7 @@ import type { UpstreamRoute } from '../../catalog/catalog.service';
 import { ApiError, ClientClosedError, GatewayError } from '../../common/errors/api-error';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../metrics/metrics.service';
+import type { ClientAbort } from '../client-abort';
 import type { ProxyBody, ProxyCall } from '../proxy-call';
 import { CircuitBreakers } from './circuit-breaker';
 import { UpstreamClient, UpstreamError, UpstreamResponse } from './upstream.client';
@@ -51,7 +52,7 @@ export class UpstreamRouter {
       if (!ticket) continue;
       const payload = payloadFor(route);
       for (let attempt = 1; ; attempt++) {
-        if (call.abort.signal.aborted) {
+        if (call.abort.aborted) {
           this.breakers.release(id, ticket);
           throw new ClientClosedError();
         }
@@ -60,7 +61,7 @@ export class UpstreamRouter {
         let error: ApiError;
         const started = performance.now();
         try {
-          const response = await this.upstream.post(route.provider, call.path, payload, call.abort.signal);
+          const response = await this.upstream.post(route.provider, call.path, payload, call.abort);
           this.breakers.success(id);
           return response;
         } catch (err) {
@@ -82,7 +83,7 @@ export class UpstreamRouter {
           else this.breakers.failure(id, ticket);
           break;
         }
-        await sleep(wait, call.abort.signal);
+        await sleep(wait, call.abort);
         const next = this.breakers.acquire(id); // other requests may have opened it meanwhile
         if (!next) break;
         ticket = next;
@@ -108,15 +109,15 @@ export function backoffMs(attempt: number, baseMs: number, retryAfterMs: number 
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (the caller checks it). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: ClientAbort): Promise<void> {
   if (ms <= 0 || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      signal.removeEventListener('abort', done);
+      signal.off('abort', done);
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
+    signal.once('abort', done);
   });
 }

@@ -4,6 +4,7 @@ import { Agent, errors } from 'undici';
 import { AppConfig } from '../../config/app-config';
 import { ApiError, ClientClosedError, GatewayError } from '../../common/errors/api-error';
 import type { ResolvedProvider } from '../../catalog/catalog.service';
+import type { ClientAbort } from '../client-abort';
 import { simulate } from './simulator';
 
 /**
@@ -75,7 +76,7 @@ export class UpstreamClient implements OnApplicationShutdown {
     this.unreadBodyMs = Math.min(config.upstreamTimeoutMs, 30_000);
   }
 
-  async post(provider: ResolvedProvider, path: string, payload: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse> {
+  async post(provider: ResolvedProvider, path: string, payload: Record<string, unknown>, signal: ClientAbort): Promise<UpstreamResponse> {
     if (!provider.apiKey) {
       if (this.config.isProduction) throw new UpstreamError(502, `Provider '${provider.id}' is not configured.`, 'credentials');
       this.logger.log(`Simulated ${path} for provider '${provider.id}' (no API key configured; development only)`);
@@ -138,7 +139,7 @@ export class UpstreamClient implements OnApplicationShutdown {
    * UPSTREAM_CONNECT_WAIT_MS (then 503 gateway_error with Retry-After), or until the client
    * leaves. The returned function frees it, once, however often it is called.
    */
-  private acquire(provider: ResolvedProvider, signal: AbortSignal): Promise<() => void> {
+  private acquire(provider: ResolvedProvider, signal: ClientAbort): Promise<() => void> {
     let pool = this.pools.get(provider.id);
     if (!pool) this.pools.set(provider.id, (pool = { limit: provider.maxConnections, inFlight: 0, waiters: [] }));
     const p = pool;
@@ -158,7 +159,7 @@ export class UpstreamClient implements OnApplicationShutdown {
     return new Promise((resolve, reject) => {
       const leave = () => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        signal.off('abort', onAbort);
         const at = p.waiters.indexOf(grant);
         if (at >= 0) p.waiters.splice(at, 1);
       };
@@ -179,7 +180,7 @@ export class UpstreamClient implements OnApplicationShutdown {
           }),
         );
       }, this.config.upstreamConnectWaitMs);
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal.once('abort', onAbort);
       p.waiters.push(grant);
       grantWaiting(p); // the limit may have been raised since
     });
@@ -190,10 +191,10 @@ export class UpstreamClient implements OnApplicationShutdown {
    * breaking out of `for await`, undici on the client's abort), or the request aborted. A body
    * nobody starts reading is destroyed after a while, so its slot cannot leak.
    */
-  private releaseWhenDone(body: Readable, release: () => void, signal: AbortSignal): void {
+  private releaseWhenDone(body: Readable, release: () => void, signal: ClientAbort): void {
     const done = () => {
       clearTimeout(unread);
-      signal.removeEventListener('abort', done);
+      signal.off('abort', done);
       release();
     };
     const unread = setTimeout(() => {
@@ -204,7 +205,7 @@ export class UpstreamClient implements OnApplicationShutdown {
     body.once('end', done);
     body.once('close', done);
     body.once('error', done);
-    signal.addEventListener('abort', done, { once: true });
+    signal.once('abort', done);
     if (body.destroyed || body.readableEnded || signal.aborted) done();
   }
 
