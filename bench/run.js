@@ -129,25 +129,30 @@ async function startPortkey(providerOrigin) {
 async function startNexo(dbUrl, prefix, providerOrigin) {
   const port = await freePort();
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const proc = spawn(process.execPath, [...profile, join(root, 'dist/src/main.js')], {
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      PORT: String(port),
-      DATABASE_URL: dbUrl,
-      REDIS_URL,
-      REDIS_PREFIX: prefix,
-      ADMIN_TOKEN,
-      JWT_SECRET: randomBytes(32).toString('hex'),
-      NEXO_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      NEXO_ROLE: 'all',
-      LOG_LEVEL: 'warn',
-      ACCESS_LOG: 'false',
-      PROVIDER_DEEPSEEK_BASE_URL: `${providerOrigin}/v1`,
-      PROVIDER_DEEPSEEK_API_KEY: PROVIDER_KEY,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const split = process.env.BENCH_SPLIT === '1';
+  const env = {
+    ...process.env,
+    NODE_ENV: 'production',
+    PORT: String(port),
+    DATABASE_URL: dbUrl,
+    REDIS_URL,
+    REDIS_PREFIX: prefix,
+    ADMIN_TOKEN,
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    NEXO_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    NEXO_ROLE: split ? 'api' : 'all',
+    LOG_LEVEL: 'warn',
+    ACCESS_LOG: 'false',
+    PROVIDER_DEEPSEEK_BASE_URL: `${providerOrigin}/v1`,
+    PROVIDER_DEEPSEEK_API_KEY: PROVIDER_KEY,
+  };
+  const proc = spawn(process.execPath, [...profile, join(root, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const worker = split
+    ? spawn(process.execPath, [join(root, 'dist/src/main.js')], {
+        env: { ...env, NEXO_ROLE: 'worker' },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      })
+    : null;
   const origin = `http://127.0.0.1:${port}`;
   await waitHttp(`${origin}/health/ready`, 60_000);
   const admin = async (method, path, body) => {
@@ -170,20 +175,41 @@ async function startNexo(dbUrl, prefix, providerOrigin) {
   });
   return {
     proc,
+    worker,
     origin,
     workspaceId: ws.id,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key.key}` },
   };
 }
 
-/** CPU ms (user + system) and peak RSS (MB) of a process, from /proc. */
-function procStats(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuMs = (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-  return { cpuMs, peakRssMb: hwm ? Number(hwm[1]) / 1024 : NaN };
+/** CPU ms (user + system) and peak RSS (MB) of a target's processes together, from /proc. */
+function procStats(procs) {
+  let cpuMs = 0;
+  let peakRssMb = 0;
+  for (const { pid } of procs) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    cpuMs += (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    peakRssMb += hwm ? Number(hwm[1]) / 1024 : NaN;
+  }
+  return { cpuMs, peakRssMb };
+}
+
+/** Waits (at most 30 s) until the workspace has `answered` usage logs: its settlements are applied. */
+async function waitLogged(dbUrl, workspaceId, answered) {
+  const c = new Client({ connectionString: dbUrl });
+  await c.connect();
+  try {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const { rows } = await c.query('SELECT count(*)::int AS n FROM usage_logs WHERE workspace_id = $1', [workspaceId]);
+      if (rows[0].n >= answered) return;
+      await sleep(20);
+    }
+  } finally {
+    await c.end();
+  }
 }
 
 const PAYLOAD = JSON.stringify({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Say ok.' }], max_tokens: 16 });
@@ -435,16 +461,26 @@ async function main() {
     procs.push(portkey.proc);
     const nexo = await startNexo(dbUrl, prefix, provider.origin);
     procs.push(nexo.proc);
+    if (nexo.worker) procs.push(nexo.worker);
     const plain = { 'content-type': 'application/json', authorization: `Bearer ${PROVIDER_KEY}` };
     const targets = [
-      { name: 'provider', label: 'provider directly', origin: provider.origin, headers: plain, proc: provider.proc },
-      { name: 'bare', label: 'bare undici proxy', origin: bare.origin, headers: plain, proc: bare.proc },
-      { name: 'portkey', label: 'Portkey gateway', origin: portkey.origin, headers: portkey.headers, proc: portkey.proc },
-      { name: 'nexo', label: 'NexoRouter', origin: nexo.origin, headers: nexo.headers, proc: nexo.proc },
+      { name: 'provider', label: 'provider directly', origin: provider.origin, headers: plain, procs: [provider.proc] },
+      { name: 'bare', label: 'bare undici proxy', origin: bare.origin, headers: plain, procs: [bare.proc] },
+      { name: 'portkey', label: 'Portkey gateway', origin: portkey.origin, headers: portkey.headers, procs: [portkey.proc] },
+      {
+        name: 'nexo',
+        label: 'NexoRouter',
+        origin: nexo.origin,
+        headers: nexo.headers,
+        procs: nexo.worker ? [nexo.proc, nexo.worker] : [nexo.proc],
+      },
     ];
     if (SERVE) {
       // `npm run bench -- --serve`: the targets stay up for a profiler or strace until Ctrl-C
-      for (const t of targets) console.log(JSON.stringify({ name: t.name, origin: t.origin, pid: t.proc.pid, headers: t.headers }));
+      for (const t of targets) {
+        const [pid, ...workers] = t.procs.map((p) => p.pid);
+        console.log(JSON.stringify({ name: t.name, origin: t.origin, pid, workers, headers: t.headers }));
+      }
       await new Promise((resolve) => ['SIGINT', 'SIGTERM'].forEach((s) => process.once(s, resolve)));
       return;
     }
@@ -475,12 +511,14 @@ async function main() {
         const order = round % 2 === 0 ? targets : [...targets].reverse();
         for (const t of order) {
           console.log(`Throughput, round ${round + 1}/${ROUNDS}: ${REQUESTS} requests over ${connections} connections to ${t.label} ...`);
-          const before = procStats(t.proc.pid);
+          const before = procStats(t.procs);
           const t0 = performance.now();
           const r = await cannon(t, connections, REQUESTS);
           const seconds = (performance.now() - t0) / 1000;
-          const after = procStats(t.proc.pid);
           count200(t, r);
+          // NexoRouter's CPU counts the settlement of what it answered: its workers may still be at it
+          if (t.name === 'nexo') await waitLogged(dbUrl, nexo.workspaceId, nexoAnswered);
+          const after = procStats(t.procs);
           rounds.get(t.name).push({
             rps: r['2xx'] / seconds,
             non2xx: r.non2xx + r.errors + r.timeouts,
