@@ -7,6 +7,7 @@ import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { ProxyLane } from './chat/proxy-lane';
 import { requestIdMiddleware } from './common/http/body-parser';
+import { requestScopeMiddleware } from './common/http/request-scope';
 import { AppConfig } from './config/app-config';
 import { HttpDrain } from './health/http-drain.service';
 import { accessLog } from './logging/access-log';
@@ -48,6 +49,8 @@ export async function createHttpApp(config: AppConfig, logger: AppLogger = appLo
   drain.attach(server);
   const first = [drain.track, requestIdMiddleware, accessLog(logger, app.get(MetricsService), [WEB_APP_ROOT])];
   for (const middleware of first) app.use(middleware);
+  // the lane runs `first` only: its requests pass their id to what logs (request-scope.ts)
+  app.use(requestScopeMiddleware);
   app.useGlobalInterceptors(drain);
   // the two proxy routes skip Express's router and Nest's layers (same middleware, guard, checks, filter)
   app.get(ProxyLane).attach(server, express, first);

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, GatewayError, InsufficientQuotaError, InvalidRequestError, NotFoundError } from '../common/errors/api-error';
 import { formatUsd, MAX_BALANCE_MICROS } from '../common/money';
+import { tagOf } from '../common/http/request-scope';
 import { decodeCursor, encodeCursor } from '../common/pagination';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -102,7 +103,7 @@ export class BillingService {
       );
     } catch (err) {
       this.metrics.holds.inc({ outcome: 'error' });
-      this.logger.error(`Could not place hold for ${request.requestId}: ${(err as Error).message}`);
+      this.logger.error(`Could not place hold for ${request.requestId}: ${(err as Error).message}`, tagOf(request.requestId));
       throw new GatewayError(503, 'The gateway cannot reach its billing store right now; the request was not sent. Try again shortly.', {
         'retry-after': '1',
       });

@@ -6,6 +6,7 @@ import { CatalogService, type UpstreamRoute } from '../catalog/catalog.service';
 import type { ModelType } from '../catalog/model.entity';
 import { ApiError, ClientClosedError, InvalidRequestError, ModelNotAllowedError } from '../common/errors/api-error';
 import type { GatewayRequest } from '../common/http/request-context';
+import { tagOf } from '../common/http/request-scope';
 import type { AuthenticatedKey } from '../keys/key-cache';
 import { MetricsService } from '../metrics/metrics.service';
 import { RateLimiter } from '../ratelimit/rate-limiter.service';
@@ -53,7 +54,7 @@ export class ChatService {
       await this.run(call);
     } catch (err) {
       const error = err instanceof ApiError ? err : null;
-      if (!error) this.logger.error(`Unexpected error in ${req.id}: ${(err as Error)?.stack ?? String(err)}`);
+      if (!error) this.logger.error(`Unexpected error in ${req.id}: ${(err as Error)?.stack ?? String(err)}`, tagOf(req.id));
       status = error?.status ?? 500;
       // a refusal before the hold moved no money: counted, not logged (a flood of 429s must stay cheap)
       await call.hold?.settle(call.outcome(status, error?.code ?? 'internal_error'));

@@ -4,6 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { admitApiKeyRequest } from '../auth/auth.guard';
 import type { ModelType } from '../catalog/model.entity';
 import { OpenAiExceptionFilter } from '../common/filters/openai-exception.filter';
+import { tagOf } from '../common/http/request-scope';
 import { HttpDrain } from '../health/http-drain.service';
 import type { AuthenticatedRequest } from '../keys/authenticated-request';
 import { KeysService } from '../keys/keys.service';
@@ -72,7 +73,8 @@ export class ProxyLane {
       const next = (): void => {
         const handler = middleware[i++];
         if (handler) handler(request, response, next);
-        else this.serve(kind, request, response).catch((err: unknown) => this.logger.error(`Proxy lane: ${String(err)}`));
+        else
+          this.serve(kind, request, response).catch((err: unknown) => this.logger.error(`Proxy lane: ${String(err)}`, tagOf(request.id)));
       };
       try {
         next();

@@ -1,6 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { GatewayRequest } from '../common/http/request-context';
-import { requestScope } from '../common/http/request-scope';
 import { routeTemplate } from '../common/http/route-template';
 import { MetricsService } from '../metrics/metrics.service';
 import type { AppLogger } from './app-logger';
@@ -15,19 +14,18 @@ const MAX_MODEL_CHARS = 100;
 /**
  * When a response has finished (or its client left: 499), one access line and the request's
  * metrics: method, route template, status, latency, request id, key and workspace ids and the
- * model asked for. Never a header, a key or a body beyond the model field. Runs inside the
- * request's scope (after the request id middleware); the work happens after the response.
+ * model asked for. Never a header, a key or a body beyond the model field. Runs after the
+ * request id middleware (it reads the request's scope); the work happens after the response.
  */
 export function accessLog(logger: AppLogger, metrics: MetricsService, staticPrefixes: readonly string[]): RequestHandler {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const scope = requestScope.getStore();
     res.once('close', () => {
       const r = req as KeyedRequest;
       const ms = performance.now() - r.startedAt;
       const status = res.writableFinished ? res.statusCode : 499;
       const route = routeTemplate(req, staticPrefixes);
       const stream = String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
-      metrics.observeRequest(req.method, route, status, ms / 1000, scope, stream);
+      metrics.observeRequest(req.method, route, status, ms / 1000, r.scope, stream);
       const body = req.body as { model?: unknown } | undefined;
       logger.access({
         method: req.method,

@@ -1,6 +1,6 @@
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import pino, { DestinationStream, Level, Logger as Pino } from 'pino';
-import { currentRequestId } from '../common/http/request-scope';
+import { currentRequestId, type RequestTag } from '../common/http/request-scope';
 
 export type LogFormat = 'json' | 'text';
 
@@ -37,7 +37,8 @@ const MIN_SECRET_LENGTH = 8;
  * The process's logger: pino behind Nest's LoggerService, so `new Logger(Context)` calls in every
  * module and Nest's own lines go through it (app.useLogger). Lines are written asynchronously
  * (never blocking a request on stdout) and flushed before the process exits; each line a
- * request causes carries its `request_id` (from the RequestScope). Messages are scrubbed of API
+ * request causes carries its `request_id`: from the RequestScope storage on Express routes, from a
+ * `tagOf(id)` parameter on the proxy routes. Messages are scrubbed of API
  * keys, bearer tokens and the configured secrets before they are written.
  */
 export class AppLogger implements LoggerService {
@@ -102,13 +103,18 @@ export class AppLogger implements LoggerService {
     });
   }
 
-  /** Nest's convention: the last string parameter is the context; for errors, one before it a stack. */
+  /**
+   * Nest's convention: the last string parameter is the context; for errors, one before it a
+   * stack. A `tagOf(id)` parameter puts its request id on the line.
+   */
   private write(level: Level, message: unknown, params: unknown[]): void {
     if (!this.pino.isLevelEnabled(level)) return;
     const rest = [...params];
     const context = rest.length > 0 && typeof rest[rest.length - 1] === 'string' ? (rest.pop() as string) : undefined;
     const fields: Record<string, unknown> = {};
     if (context) fields.context = context;
+    const tag = rest.find((p): p is RequestTag => typeof (p as RequestTag | null)?.request_id === 'string');
+    if (tag) fields.request_id = tag.request_id;
     if (level === 'error' || level === 'fatal') {
       const stack = rest.find((p): p is string => typeof p === 'string');
       if (stack) fields.stack = this.scrub(stack);

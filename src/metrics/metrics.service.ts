@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { Counter, Gauge, Histogram, HistogramConfiguration, Registry, collectDefaultMetrics } from 'prom-client';
-import { RequestScope, requestScope } from '../common/http/request-scope';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestScope } from '../common/http/request-scope';
 
 /** Buckets of latencies the gateway adds: sub-millisecond to a second. */
 const OVERHEAD_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
@@ -9,28 +9,6 @@ const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 /** Circuit breaker states, as the gauge's value. */
 export const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
 export type CircuitState = keyof typeof CIRCUIT_STATE;
-
-/**
- * Provider latency, also summed into the request's scope: what the provider took is subtracted
- * from the request's duration to give the gateway's own overhead. Whoever times a provider
- * call observes it here, once per attempt.
- */
-class UpstreamLatencyHistogram extends Histogram<'provider'> {
-  constructor(configuration: HistogramConfiguration<'provider'>) {
-    super(configuration);
-    // prom-client sets `observe` on the instance in its constructor
-    const observe = this.observe.bind(this) as (...args: unknown[]) => void;
-    this.observe = (...args: unknown[]) => {
-      observe(...args);
-      const [labels, value] = args as [{ provider?: string | number } | number, number | undefined];
-      const scope = requestScope.getStore();
-      if (scope && typeof value === 'number' && typeof labels === 'object' && labels.provider !== undefined) {
-        scope.upstreamSeconds += value;
-        scope.provider = String(labels.provider);
-      }
-    };
-  }
-}
 
 /**
  * Prometheus metrics of this process, in a registry of its own (one per app instance). Label
@@ -64,7 +42,8 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  readonly upstreamLatency = new UpstreamLatencyHistogram({
+  /** Observed through `observeUpstream`, which also sums it into the request's scope. */
+  readonly upstreamLatency = new Histogram({
     name: 'nexo_upstream_latency_seconds',
     help: 'Time from forwarding to the provider until its answer (headers for streams)',
     labelNames: ['provider'] as const,
@@ -147,6 +126,16 @@ export class MetricsService {
     if (!scope?.provider) return;
     if (!stream && status < 400) this.gatewayOverhead.observe({ route }, Math.max(0, seconds - scope.upstreamSeconds));
     if (status >= 502 && status <= 504) this.upstreamErrors.inc({ provider: scope.provider, status });
+  }
+
+  /**
+   * One send to a provider, also summed into the request's scope: what the providers took is
+   * subtracted from the request's duration to give the gateway's own overhead.
+   */
+  observeUpstream(scope: RequestScope, provider: string, seconds: number): void {
+    this.upstreamLatency.observe({ provider }, seconds);
+    scope.upstreamSeconds += seconds;
+    scope.provider = provider;
   }
 
   /** Tokens of one settled request (the model id is the catalog's). */

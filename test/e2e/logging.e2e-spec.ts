@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import OpenAI from 'openai';
 import { appLogger } from '../../src/app.factory';
-import { requestScope } from '../../src/common/http/request-scope';
+import { requestScope, tagOf } from '../../src/common/http/request-scope';
 import { loadConfig } from '../../src/config/app-config';
 import { ChildGateway, killChildGateways, startChildGateway } from '../helpers/child-gateway';
 import { completion, FakeProvider } from '../helpers/fake-provider';
@@ -147,15 +147,18 @@ describe('the logger behind Nest', () => {
         careless.error(new Error(`failed with ${PROVIDER_KEY}`));
         careless.debug('below LOG_LEVEL');
       });
+      // outside any scope, as the proxy routes log: the request's id is passed along
+      careless.warn('provider trouble', tagOf('req_test_2'));
     } finally {
       Logger.overrideLogger(false);
     }
     await logger.flush();
     const lines = written.map((l) => JSON.parse(l) as Line);
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
     for (const secret of [apiKey, ADMIN_TOKEN, PROVIDER_KEY, METRICS_TOKEN]) expect(written.join('')).not.toContain(secret);
     expect(lines[0]).toMatchObject({ level: 'warn', context: 'Careless', request_id: 'req_test_1' });
     expect(lines[0].msg).toBe('key nxr_[redacted], header Bearer [redacted], provider [redacted], scraper [redacted]');
     expect(lines[1]).toMatchObject({ level: 'error', msg: 'failed with [redacted]', stack: expect.stringContaining('[redacted]') });
+    expect(lines[2]).toMatchObject({ level: 'warn', context: 'Careless', msg: 'provider trouble', request_id: 'req_test_2' });
   });
 });

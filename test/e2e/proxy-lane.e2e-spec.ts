@@ -1,5 +1,6 @@
 import type { Express } from 'express';
 import type { Response } from 'supertest';
+import { requestScope } from '../../src/common/http/request-scope';
 import { FakeProvider } from '../helpers/fake-provider';
 import { TestGateway } from '../helpers/gateway';
 import { closeAll, startWithFakeProvider } from '../helpers/setup';
@@ -68,6 +69,22 @@ describe('the proxy lane', () => {
     await gw.settled();
   });
 
+  it('runs its requests outside the AsyncLocalStorage scope that Express routes get (its promise hook costs every request)', async () => {
+    const run = jest.spyOn(requestScope, 'run');
+    try {
+      expect((await post('/v1/chat/completions', key, { model: CHAT, messages: [{ role: 'user', content: 'hi' }] })).status).toBe(200);
+      expect((await post('/v1/embeddings', key, { model: EMBED, input: 'hi' })).status).toBe(200);
+      expect(run).not.toHaveBeenCalled();
+      const nest = await post('/v1/chat/completions/', key, { model: CHAT, messages: [{ role: 'user', content: 'hi' }] });
+      expect(nest.status).toBe(200);
+      expect(run).toHaveBeenCalledTimes(1);
+      expect(run.mock.calls[0][0]).toMatchObject({ id: nest.headers['x-request-id'] });
+    } finally {
+      run.mockRestore();
+    }
+    await gw.settled();
+  });
+
   const cases: Array<[string, 'chat/completions' | 'embeddings', () => string | null, Body | string]> = [
     ['an answer', 'chat/completions', () => key, { model: CHAT, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 }],
     ['an embedding', 'embeddings', () => key, { model: EMBED, input: ['a', 'b'] }],
@@ -105,7 +122,7 @@ describe('the proxy lane', () => {
     const metrics = await gw.admin().get('/metrics');
     expect(metrics.text).toMatch(/http_request_duration_seconds_count\{method="POST",route="\/v1\/chat\/completions",status="200"\} \d+/);
     expect(metrics.text).not.toMatch(/route="\/v1\/chat\/completions\/"/);
-    // the 200s of this file: 3 in the first test, then a lane and a Nest answer for each of the three 200 cases
-    expect(Number(logs[0].n)).toBe(3 + 3 * 2);
+    // the 200s of this file: 3 in each of the first two tests, then a lane and a Nest answer for each of the three 200 cases
+    expect(Number(logs[0].n)).toBe(3 + 3 + 3 * 2);
   });
 });

@@ -21,7 +21,7 @@ describe('UpstreamClient failures', () => {
     ...overrides,
   });
   const failure = async (c: UpstreamClient, p: ResolvedProvider, path: string) =>
-    c.post(p, path, {}, new ClientAbort()).then(
+    c.post(p, path, {}, new ClientAbort(), 'req_test').then(
       () => null,
       (err: unknown) => err,
     );

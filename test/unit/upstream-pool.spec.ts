@@ -108,7 +108,7 @@ describe('UpstreamClient pool', () => {
     maxConnections,
     maxTokensField: 'both',
   });
-  const post = (p: ResolvedProvider, path = '/ok', signal = new ClientAbort()) => client.post(p, path, {}, signal);
+  const post = (p: ResolvedProvider, path = '/ok', signal = new ClientAbort()) => client.post(p, path, {}, signal, 'req_test');
   const read = async (r: UpstreamResponse) => {
     for await (const _ of r.body);
   };

@@ -55,7 +55,7 @@ export class JsonRelay {
     } catch (err) {
       // the client left while the answer arrived (499, free), or the provider failed mid-body
       // (timeout 504, else 502)
-      throw call.abort.aborted ? new ClientClosedError('client_disconnected') : this.upstream.failure(call.provider, err);
+      throw call.abort.aborted ? new ClientClosedError('client_disconnected') : this.upstream.failure(call.provider, err, call.req.id);
     }
     try {
       const whole = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);

@@ -78,7 +78,7 @@ export class SseRelay {
       await relayPending();
     } catch (err) {
       upstreamFailed = !call.abort.aborted;
-      if (!writer.started && upstreamFailed) throw this.upstream.failure(call.provider, err);
+      if (!writer.started && upstreamFailed) throw this.upstream.failure(call.provider, err, call.req.id);
     }
     const clientGone = res.destroyed && !res.writableFinished;
     if (clientGone) upstream.body.destroy?.();

@@ -61,13 +61,13 @@ export class UpstreamRouter {
         let error: ApiError;
         const started = performance.now();
         try {
-          const response = await this.upstream.post(route.provider, call.path, payload, call.abort);
+          const response = await this.upstream.post(route.provider, call.path, payload, call.abort, call.req.id);
           this.breakers.success(id);
           return response;
         } catch (err) {
-          error = err instanceof ApiError ? err : this.upstream.failure(route.provider, err);
+          error = err instanceof ApiError ? err : this.upstream.failure(route.provider, err, call.req.id);
         } finally {
-          this.metrics.upstreamLatency.observe({ provider: id }, (performance.now() - started) / 1000);
+          this.metrics.observeUpstream(call.req.scope, id, (performance.now() - started) / 1000);
         }
         if (!(error instanceof UpstreamError)) {
           // the client left, or the provider refused the request itself: no other provider would do better

@@ -4,6 +4,7 @@ import { Agent, errors } from 'undici';
 import { AppConfig } from '../../config/app-config';
 import { ApiError, ClientClosedError, GatewayError } from '../../common/errors/api-error';
 import type { ResolvedProvider } from '../../catalog/catalog.service';
+import { tagOf } from '../../common/http/request-scope';
 import type { ClientAbort } from '../client-abort';
 import { simulate } from './simulator';
 
@@ -76,16 +77,23 @@ export class UpstreamClient implements OnApplicationShutdown {
     this.unreadBodyMs = Math.min(config.upstreamTimeoutMs, 30_000);
   }
 
-  async post(provider: ResolvedProvider, path: string, payload: Record<string, unknown>, signal: ClientAbort): Promise<UpstreamResponse> {
+  /** One send of request `requestId` (its log lines carry it); `signal` aborts it when the client leaves. */
+  async post(
+    provider: ResolvedProvider,
+    path: string,
+    payload: Record<string, unknown>,
+    signal: ClientAbort,
+    requestId: string,
+  ): Promise<UpstreamResponse> {
     if (!provider.apiKey) {
       if (this.config.isProduction) throw new UpstreamError(502, `Provider '${provider.id}' is not configured.`, 'credentials');
-      this.logger.log(`Simulated ${path} for provider '${provider.id}' (no API key configured; development only)`);
+      this.logger.log(`Simulated ${path} for provider '${provider.id}' (no API key configured; development only)`, tagOf(requestId));
       return simulate(path, payload);
     }
     let release: (() => void) | null = null;
     let handedOver = false;
     try {
-      release = await this.acquire(provider, signal);
+      release = await this.acquire(provider, signal, requestId);
       const { origin, pathname } = this.target(`${provider.baseUrl}${path}`);
       const res = await this.agentFor(provider).request({
         origin,
@@ -106,9 +114,9 @@ export class UpstreamClient implements OnApplicationShutdown {
         return { status: res.statusCode, contentType, body: res.body, simulated: false };
       }
       const text = await res.body.text().catch(() => '');
-      throw this.mapError(provider, res.statusCode, text, res.headers['retry-after']);
+      throw this.mapError(provider, res.statusCode, text, res.headers['retry-after'], requestId);
     } catch (err) {
-      throw this.failure(provider, err);
+      throw this.failure(provider, err, requestId);
     } finally {
       if (!handedOver) release?.();
     }
@@ -139,7 +147,7 @@ export class UpstreamClient implements OnApplicationShutdown {
    * UPSTREAM_CONNECT_WAIT_MS (then 503 gateway_error with Retry-After), or until the client
    * leaves. The returned function frees it, once, however often it is called.
    */
-  private acquire(provider: ResolvedProvider, signal: ClientAbort): Promise<() => void> {
+  private acquire(provider: ResolvedProvider, signal: ClientAbort, requestId: string): Promise<() => void> {
     let pool = this.pools.get(provider.id);
     if (!pool) this.pools.set(provider.id, (pool = { limit: provider.maxConnections, inFlight: 0, waiters: [] }));
     const p = pool;
@@ -173,7 +181,7 @@ export class UpstreamClient implements OnApplicationShutdown {
       };
       const timer = setTimeout(() => {
         leave();
-        this.logger.warn(`Provider '${provider.id}' has all its ${p.limit} connections busy: request refused with 503`);
+        this.logger.warn(`Provider '${provider.id}' has all its ${p.limit} connections busy: request refused with 503`, tagOf(requestId));
         reject(
           new UpstreamError(503, 'All connections to the upstream provider are busy. Retry shortly.', 'busy', {
             'retry-after': String(Math.max(1, Math.ceil(this.config.upstreamConnectWaitMs / 1000))),
@@ -229,7 +237,13 @@ export class UpstreamClient implements OnApplicationShutdown {
   }
 
   /** Provider statuses to the gateway's: caller's faults pass through, ours become gateway_error. */
-  private mapError(provider: ResolvedProvider, status: number, text: string, retryAfter: string | string[] | undefined): ApiError {
+  private mapError(
+    provider: ResolvedProvider,
+    status: number,
+    text: string,
+    retryAfter: string | string[] | undefined,
+    requestId: string,
+  ): ApiError {
     if (status === 400 || status === 404 || status === 422) {
       const message = providerMessage(text);
       return new ApiError(
@@ -239,7 +253,7 @@ export class UpstreamClient implements OnApplicationShutdown {
       );
     }
     if (status === 401 || status === 403) {
-      this.logger.error(`Provider '${provider.id}' refused our credentials (HTTP ${status})`);
+      this.logger.error(`Provider '${provider.id}' refused our credentials (HTTP ${status})`, tagOf(requestId));
       return new UpstreamError(
         502,
         'The upstream provider rejected the gateway credentials. The operator has been notified.',
@@ -261,8 +275,8 @@ export class UpstreamClient implements OnApplicationShutdown {
     return new GatewayError(502, `The upstream provider failed (HTTP ${status}).`);
   }
 
-  /** A thrown transport error (or the client's abort) as the answer the client gets. */
-  failure(provider: ResolvedProvider, err: unknown): ApiError {
+  /** A thrown transport error (or the client's abort) of request `requestId` as the answer the client gets. */
+  failure(provider: ResolvedProvider, err: unknown, requestId: string): ApiError {
     if (err instanceof ApiError) return err;
     if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) {
       return new UpstreamError(504, 'The upstream provider did not answer in time.', 'timeout');
@@ -270,7 +284,10 @@ export class UpstreamClient implements OnApplicationShutdown {
     if ((err as Error)?.name === 'AbortError' || err instanceof errors.RequestAbortedError) {
       return new ClientClosedError();
     }
-    this.logger.warn(`Provider '${provider.id}' unreachable: ${(err as { code?: string }).code ?? (err as Error)?.name ?? 'error'}`);
+    this.logger.warn(
+      `Provider '${provider.id}' unreachable: ${(err as { code?: string }).code ?? (err as Error)?.name ?? 'error'}`,
+      tagOf(requestId),
+    );
     return new UpstreamError(502, 'The upstream provider could not be reached.', 'unreachable');
   }
 

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import type { Response } from 'express';
 import { ApiError } from '../errors/api-error';
 import type { GatewayRequest } from '../http/request-context';
+import { tagOf } from '../http/request-scope';
 
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'invalid_request_error',
@@ -52,7 +53,7 @@ export class OpenAiExceptionFilter implements ExceptionFilter {
 
   private internal(exception: unknown, req: GatewayRequest): ApiError {
     const err = exception as Error;
-    this.logger.error(`Unhandled error on ${req.method} ${req.path} (request ${req.id}): ${err?.stack ?? String(err)}`);
+    this.logger.error(`Unhandled error on ${req.method} ${req.path} (request ${req.id}): ${err?.stack ?? String(err)}`, tagOf(req.id));
     return new ApiError(500, 'internal_error', `The gateway hit an internal error. Request id: ${req.id}.`, 'api_error');
   }
 }

@@ -3,7 +3,6 @@ import express from 'express';
 import { ApiError, ClientClosedError, InvalidRequestError } from '../errors/api-error';
 import type { GatewayRequest } from './request-context';
 import { newRequestId } from './request-id';
-import { requestScope } from './request-scope';
 
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** JSON nested deeper than this is refused before it is parsed (CONTRACT §3). */
@@ -14,16 +13,14 @@ const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
 
-/**
- * Gives every request its id and start time before anything else runs, and runs the rest of
- * its handling in its RequestScope (so every log line it causes carries the id).
- */
+/** Gives every request its id, start time and scope before anything else runs. */
 export function requestIdMiddleware(req: Request, res: Response, next: NextFunction): void {
   const r = req as GatewayRequest;
   r.id = newRequestId();
   r.startedAt = performance.now();
+  r.scope = { id: r.id, upstreamSeconds: 0, provider: null };
   res.setHeader('x-request-id', r.id);
-  requestScope.run({ id: r.id, upstreamSeconds: 0, provider: null }, next);
+  next();
 }
 
 // Reads (and inflates: gzip, deflate, br) up to 32 MB, whatever the Content-Type; the limit
