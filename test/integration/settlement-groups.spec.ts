@@ -55,6 +55,39 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
     expect(all.map((j) => [j.name, j.id])).toEqual([[JobName.Settle, settlements[0].requestId]]);
   });
 
+  it('sends the job of a request recorded by an idle process before the event loop turns; a busy one groups each turn', async () => {
+    const { settlements } = await ctx.openHolds(3, 1_000, 100, 'group');
+    const [alone, a, b] = settlements;
+    // the recorder's clock: idle (long after anything was recorded), then busy (a fraction of a millisecond later)
+    let clock = performance.now() + 60_000;
+    const now = jest.spyOn(performance, 'now').mockImplementation(() => clock);
+    const add = jest.spyOn(queue, 'add');
+    try {
+      const first = recorder.record(alone);
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      // no turn of the event loop yet: no other I/O (a worker's, say) ran before the job left
+      expect(add).toHaveBeenCalledTimes(1);
+      clock += 0.5;
+      // busy: what finishes in separate callbacks of one turn travels together
+      const recorded = await new Promise<Array<Promise<unknown>>>((resolve) => {
+        const promises: Array<Promise<unknown>> = [first];
+        setImmediate(() => promises.push(recorder.record(a)));
+        setImmediate(() => {
+          promises.push(recorder.record(b));
+          resolve(promises);
+        });
+      });
+      await Promise.all(recorded);
+    } finally {
+      now.mockRestore();
+      add.mockRestore();
+    }
+    const all = await jobs();
+    expect(all.map((j) => j.name).sort()).toEqual([JobName.Settle, JobName.SettleGroup]);
+    const group = all.find((j) => j.name === JobName.SettleGroup)!;
+    expect((group.data as SettlementGroup).settlements.map((s) => s.requestId)).toEqual([a.requestId, b.requestId]);
+  });
+
   it('withdraws one request from a waiting group: the others travel on in a new group', async () => {
     const { workspaceId, keyId, settlements } = await ctx.openHolds(3, 1_000, 100, 'group');
     await Promise.all(settlements.map((s) => recorder.record(s)));

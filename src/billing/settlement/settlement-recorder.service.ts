@@ -13,6 +13,13 @@ import type { Settlement } from './settlement.types';
 const ENQUEUE_TIMEOUT_MS = 1_000;
 /** The most settlements one group job carries. */
 const MAX_GROUP = 100;
+/**
+ * A process that recorded nothing for this long is idle: its next group leaves once the code
+ * that recorded runs out (a microtask), not a turn of the event loop later, which other I/O
+ * (its own workers') may lengthen; what finishes in the same turn of a busy process still
+ * travels together.
+ */
+const IDLE_MS = 2;
 
 interface Waiting {
   settlement: Settlement;
@@ -31,7 +38,8 @@ export interface Recorded {
  * Hands a finished request to the settlement queue before the client gets its answer. The
  * requests that finish in the same turn of the event loop travel as one `settle-group` job
  * (job id = group id), so a busy process adds one job, and a worker runs one job, for many
- * requests; a request alone is a `settle` job of its own (job id = request id). Each request
+ * requests; a request alone is a `settle` job of its own (job id = request id). An idle process
+ * sends at once (IDLE_MS). Each request
  * is answered only once Redis acknowledged its job. If Redis cannot take it, the request is
  * settled synchronously in PostgreSQL instead: the usage record and the charge are never
  * lost. A job that reaches Redis after the fallback settled is harmless: settlement is
@@ -42,6 +50,8 @@ export class SettlementRecorder {
   private readonly logger = new Logger(SettlementRecorder.name);
   private forming: Waiting[] = [];
   private flushScheduled = false;
+  /** performance.now() of the last request joining a group. */
+  private lastJoined = -Infinity;
   /**
    * The group job of each request recorded lately, for `withdraw`, which a relay calls right
    * after recording (its client left meanwhile). Kept small and short: every entry outlives the
@@ -158,14 +168,21 @@ export class SettlementRecorder {
     return job;
   }
 
-  /** Joins the group forming in this turn of the event loop; true once Redis has its job. */
+  /**
+   * Joins the group forming in this turn of the event loop (in this run of code, when the process
+   * was idle); true once Redis has its job.
+   */
   private enqueue(settlement: Settlement): Promise<boolean> {
     return new Promise((queued) => {
+      const now = performance.now();
+      const idle = now - this.lastJoined >= IDLE_MS;
+      this.lastJoined = now;
       this.forming.push({ settlement, queued });
       if (this.forming.length >= MAX_GROUP) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        if (idle) queueMicrotask(() => this.flush());
+        else setImmediate(() => this.flush());
       }
     });
   }
