@@ -25,6 +25,8 @@ export class JsonRelay {
     // not charged for an answer it never got: let pending socket events run, then look
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (call.clientGone) throw new ClientClosedError('client_disconnected');
+    // the answer's bytes are made while Redis acknowledges its charge, not after
+    const json = JSON.stringify(answer);
     const receipt = await call.hold!.settle(call.outcome(200, null, usage));
     if (!receipt.ok) {
       // neither Redis nor PostgreSQL took the charge: the answer is withheld (never served
@@ -38,7 +40,6 @@ export class JsonRelay {
     this.metrics.chargedMicros.inc({ model: call.model.id }, receipt.chargedMicros);
     // the headers Express's res.json would set, without its content negotiation and freshness
     // checks; headers and body leave in one write
-    const json = JSON.stringify(answer);
     const res = call.res;
     res.statusCode = 200;
     res.setHeader('x-nexo-cost-micros', String(receipt.chargedMicros));
