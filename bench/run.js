@@ -8,13 +8,14 @@
 //   bare       a bare undici proxy (bench/bare-proxy.js): the floor of any Node.js gateway
 //   portkey    the Portkey gateway (@portkey-ai/gateway, headless, production), routed with
 //              x-portkey-provider: openai and x-portkey-custom-host
-//   nexo       NexoRouter in production mode (NEXO_ROLE=all: API and workers in one process),
-//              with a model-scoped, rate-limited key: auth, scope, hold, rate limit and usage
-//              logging all on
+//   nexo       NexoRouter in production mode (NEXO_ROLE=all: API and workers in one process;
+//              BENCH_SPLIT=1: a NEXO_ROLE=api and a NEXO_ROLE=worker process), with a
+//              model-scoped, rate-limited key: auth, scope, hold, rate limit and usage logging all on
 //
 // Measured: added latency one request at a time (targets interleaved, minus the provider's
 // own), throughput at 16 and 64 connections (autocannon, a fixed number of requests), CPU
-// time per request of every NexoRouter process (from /proc), peak RSS, and holds plus
+// time per request of every NexoRouter process (from /proc, until what a round answered is
+// settled), peak RSS (of its processes together), and holds plus
 // settlements per second on one workspace from two processes. At the end it checks that
 // every request NexoRouter answered was charged exactly once.
 //
