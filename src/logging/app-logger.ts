@@ -36,10 +36,10 @@ const MIN_SECRET_LENGTH = 8;
 /**
  * The process's logger: pino behind Nest's LoggerService, so `new Logger(Context)` calls in every
  * module and Nest's own lines go through it (app.useLogger). Lines are written asynchronously
- * (never blocking a request on stdout) and flushed before the process exits; each line a
- * request causes carries its `request_id`: from the RequestScope storage on Express routes, from a
- * `tagOf(id)` parameter on the proxy routes. Messages are scrubbed of API
- * keys, bearer tokens and the configured secrets before they are written.
+ * (never blocking a request on stdout) and flushed before the process exits. A line about a
+ * request carries its `request_id`: from the RequestScope storage on Express routes, from a
+ * `tagOf(id)` parameter on the proxy routes. Messages are scrubbed of API keys, bearer tokens
+ * and the configured secrets before they are written.
  */
 export class AppLogger implements LoggerService {
   readonly pino: Pino;

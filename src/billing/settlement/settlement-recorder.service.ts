@@ -39,11 +39,11 @@ export interface Recorded {
  * requests that finish in the same turn of the event loop travel as one `settle-group` job
  * (job id = group id), so a busy process adds one job, and a worker runs one job, for many
  * requests; a request alone is a `settle` job of its own (job id = request id). An idle process
- * sends at once (IDLE_MS). Each request
- * is answered only once Redis acknowledged its job. If Redis cannot take it, the request is
- * settled synchronously in PostgreSQL instead: the usage record and the charge are never
- * lost. A job that reaches Redis after the fallback settled is harmless: settlement is
- * idempotent per request (the usage log is the guard), so is a group delivered twice.
+ * sends at once (IDLE_MS). Each request is answered only once Redis acknowledged its job. If
+ * Redis cannot take it, the request is settled synchronously in PostgreSQL instead: the usage
+ * record and the charge are never lost. A job that reaches Redis after the fallback settled is
+ * harmless: settlement is idempotent per request (the usage log is the guard), so is a group
+ * delivered twice.
  */
 @Injectable()
 export class SettlementRecorder {
