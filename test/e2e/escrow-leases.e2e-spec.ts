@@ -1,6 +1,9 @@
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
 import { Agent, request } from 'undici';
 import { HoldRepository } from '../../src/billing/hold.repository';
 import { LeaseRepository } from '../../src/billing/leases/lease.repository';
+import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
 import type { Settlement } from '../../src/billing/settlement/settlement.types';
 import { ChildGateway, expectNoDrift, killChild, killChildGateways, startChildGateway } from '../helpers/child-gateway';
 import { completion, FakeProvider, sleep } from '../helpers/fake-provider';
@@ -323,7 +326,17 @@ describe('escrow leases across gateway processes', () => {
         return l.state === 'closed' ? true : undefined;
       },
       30_000,
-    );
+    ).catch(async (err: Error) => {
+      // it failed once in a full CI run and never alone: say what the lease and the sweepers saw
+      const [l] = await gw.db.query(
+        `SELECT state, amount_micros, in_use_micros, expires_at, now() AS now, recall FROM leases WHERE id = $1`,
+        [lease.id],
+      );
+      const queue = gw.app.get<Queue>(getQueueToken(QueueName.Usage));
+      const sweeps = { scheduler: await queue.getJobScheduler(JobName.SweepHolds), jobs: await queue.getJobCounts() };
+      const logs = children.map((c, i) => `child ${i}:\n${c.output().split('\n').slice(-20).join('\n')}`).join('\n');
+      throw new Error(`${err.message}; lease ${JSON.stringify(l)}; sweeps ${JSON.stringify(sweeps)}\n${logs}`);
+    });
     await waitFor(
       'the requests in flight to be logged',
       async () => {
