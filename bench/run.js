@@ -197,22 +197,6 @@ function procStats(procs) {
   return { cpuMs, peakRssMb };
 }
 
-/** Waits (at most 30 s) until the workspace has `answered` usage logs: its settlements are applied. */
-async function waitLogged(dbUrl, workspaceId, answered) {
-  const c = new Client({ connectionString: dbUrl });
-  await c.connect();
-  try {
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      const { rows } = await c.query('SELECT count(*)::int AS n FROM usage_logs WHERE workspace_id = $1', [workspaceId]);
-      if (rows[0].n >= answered) return;
-      await sleep(20);
-    }
-  } finally {
-    await c.end();
-  }
-}
-
 const PAYLOAD = JSON.stringify({ model: 'deepseek-v4-flash', messages: [{ role: 'user', content: 'Say ok.' }], max_tokens: 16 });
 
 function cannon(target, connections, amount) {
@@ -424,7 +408,7 @@ async function waitSettled(dbUrl, workspaceId, answered) {
         )
       ).rows[0];
       if ((row.logs >= answered && Number(row.held) === 0) || Date.now() > deadline) break;
-      await sleep(500);
+      await sleep(50);
     }
     return row;
   } finally {
@@ -518,7 +502,7 @@ async function main() {
           const seconds = (performance.now() - t0) / 1000;
           count200(t, r);
           // NexoRouter's CPU counts the settlement of what it answered: its workers may still be at it
-          if (t.name === 'nexo') await waitLogged(dbUrl, nexo.workspaceId, nexoAnswered);
+          if (t.name === 'nexo') await waitSettled(dbUrl, nexo.workspaceId, nexoAnswered);
           const after = procStats(t.procs);
           rounds.get(t.name).push({
             rps: r['2xx'] / seconds,
