@@ -34,11 +34,6 @@ export function generateApiKey(): GeneratedKey {
   return { key, hash: hashApiKey(key), prefix: displayPrefix(key), lastFour: key.slice(-4) };
 }
 
-/** True when the key has NexoRouter's shape and its checksum matches. */
-export function isWellFormedApiKey(key: string): boolean {
-  return hasApiKeyShape(key) && apiKeyChecksumMatches(key);
-}
-
 /** Prefix, alphabet and length only (a bounded regular expression): cheap enough for every request. */
 export function hasApiKeyShape(key: string): boolean {
   return KEY_PATTERN.test(key);

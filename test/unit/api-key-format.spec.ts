@@ -5,9 +5,11 @@ import {
   generateApiKey,
   hashApiKey,
   hasApiKeyShape,
-  isWellFormedApiKey,
   KEY_PREFIX,
 } from '../../src/keys/api-key-format';
+
+/** What KeysService.authenticate checks before any lookup: the shape on every request, the checksum on a cache miss. */
+const isWellFormedApiKey = (key: string) => hasApiKeyShape(key) && apiKeyChecksumMatches(key);
 
 describe('API key format', () => {
   it('generates prefixed keys with 256 random bits and a valid checksum', () => {
