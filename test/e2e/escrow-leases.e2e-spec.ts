@@ -349,8 +349,8 @@ describe('escrow leases across gateway processes', () => {
       10_000,
     );
     // a job the victim's own worker held when it died (a settlement, or a hold sweep) is active
-    // until BullMQ's stall check hands it to another worker: up to its 30 s lock plus a 30 s check
-    await gw.settled(70_000);
+    // until a stall check hands it to another worker: its 10 s lock, then a check every 5 s
+    await gw.settled(30_000);
     const b = await books(workspaceId);
     expect(b.balance).toBeGreaterThanOrEqual(0);
     expect(b.logs).toBe(30);

@@ -6,7 +6,7 @@ import { reconcile } from '../../src/billing/reconcile';
 import { HoldSweeper } from '../../src/billing/settlement/hold-sweeper.service';
 import { SettlementRecorder } from '../../src/billing/settlement/settlement-recorder.service';
 import { groupMemberKey, type SettlementGroup } from '../../src/billing/settlement/settlement-groups';
-import { JobName, QueueName } from '../../src/billing/settlement/settlement.constants';
+import { JobName, QueueName, SETTLEMENT_WORKER } from '../../src/billing/settlement/settlement.constants';
 import type { Settlement } from '../../src/billing/settlement/settlement.types';
 import { RedisService } from '../../src/redis/redis.service';
 import { AppContext } from '../helpers/app-context';
@@ -135,6 +135,40 @@ describe('grouped settlement (PostgreSQL and Redis)', () => {
     expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 600, wsHeld: 0, spent: 600, keyHeld: 0 });
     expect(await reconcile(ctx.db)).toEqual([]);
   });
+
+  it('hands a job whose worker died to another worker within about 15 s', async () => {
+    const { workspaceId, keyId, settlements } = await ctx.openHolds(3, 1_000, 100, 'group');
+    await Promise.all(settlements.map((s) => recorder.record(s)));
+    // a gateway process takes the group and dies: its lock is what it set, and nobody renews it
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const victim = new Worker(QueueName.Usage, null, {
+      connection,
+      prefix: `${ctx.redisPrefix}:bull`,
+      autorun: false,
+      lockDuration: SETTLEMENT_WORKER.lockDuration,
+    });
+    const taken = await victim.getNextJob('victim-token', { block: false });
+    expect(taken?.name).toBe(JobName.SettleGroup);
+    await victim.close(true);
+    connection.disconnect();
+    const died = Date.now();
+
+    const survivor = await AppContext.start({ workers: true, shareWith: ctx });
+    try {
+      await waitFor(
+        'the survivor to apply the group',
+        async () => ((await ctx.money(workspaceId, keyId)).wsHeld === 0 ? true : undefined),
+        25_000,
+      );
+      // not before the lock expired, and within its lock and a stall check or two (BullMQ's defaults take up to a minute)
+      expect(Date.now() - died).toBeGreaterThanOrEqual(SETTLEMENT_WORKER.lockDuration - 1_000);
+      expect(Date.now() - died).toBeLessThan(SETTLEMENT_WORKER.lockDuration + 2 * SETTLEMENT_WORKER.stalledInterval + 2_000);
+      expect(await ctx.money(workspaceId, keyId)).toEqual({ balance: 10_000_000 - 300, wsHeld: 0, spent: 300, keyHeld: 0 });
+      expect(await reconcile(ctx.db)).toEqual([]);
+    } finally {
+      await survivor.close();
+    }
+  }, 60_000);
 
   describe('with a worker', () => {
     let worker: AppContext;

@@ -9,6 +9,15 @@ export const QueueName = { Usage: 'usage' } as const;
 // together (job id = group id; each request's group is also named in Redis for the sweeper)
 export const JobName = { Settle: 'settle', SettleGroup: 'settle-group', SweepHolds: 'sweep-holds' } as const;
 
+/**
+ * The settlement worker's options. Up to 64 jobs at once, so concurrent settlements share a
+ * transaction in the batcher. A job whose process died goes back to the queue once its lock
+ * expired (10 s) and the next stall check ran (every 5 s): within about 15 s, where BullMQ's
+ * defaults (30 s and 30 s) take up to a minute. A live worker renews its locks every 5 s; a job
+ * run twice charges once (settlement is idempotent per request).
+ */
+export const SETTLEMENT_WORKER = { concurrency: 64, lockDuration: 10_000, stalledInterval: 5_000 } as const;
+
 export const SETTLEMENT_JOB_DEFAULTS: DefaultJobOptions = {
   attempts: 8,
   backoff: { type: 'exponential', delay: 500 },

@@ -5,11 +5,10 @@ import { RedisService } from '../../redis/redis.service';
 import { HoldSweeper } from './hold-sweeper.service';
 import { SettlementBatcher } from './settlement-batcher';
 import { groupMemberKey, type SettlementGroup } from './settlement-groups';
-import { JobName, QueueName } from './settlement.constants';
+import { JobName, QueueName, SETTLEMENT_WORKER } from './settlement.constants';
 import type { Settlement } from './settlement.types';
 
-// up to 64 jobs at once, so concurrent settlements share a transaction in the batcher
-@Processor(QueueName.Usage, { concurrency: 64 })
+@Processor(QueueName.Usage, SETTLEMENT_WORKER)
 export class SettlementProcessor extends WorkerHost implements BeforeApplicationShutdown {
   private readonly logger = new Logger(SettlementProcessor.name);
 
