@@ -16,8 +16,8 @@
 // own), throughput at 16 and 64 connections (autocannon, a fixed number of requests), CPU
 // time per request of every NexoRouter process (from /proc, until what a round answered is
 // settled), peak RSS (of its processes together), and holds plus
-// settlements per second on one workspace from two processes. At the end it checks that
-// every request NexoRouter answered was charged exactly once.
+// settlements per second on one workspace from two processes (last, the targets stopped). It
+// checks that every request NexoRouter answered was charged exactly once.
 //
 // Loopback only; every loop is bounded. Env: BENCH_REQUESTS (per target and connection
 // count, default 4000), BENCH_WARMUP (requests per target before measuring, default BENCH_REQUESTS),
@@ -401,6 +401,24 @@ async function leasedHoldsPerSecond(dbUrl) {
   );
 }
 
+/** Stops the targets (SIGTERM) and waits until each has exited, 15 s at most. */
+function stopAll(procs) {
+  return Promise.all(
+    procs.map(
+      (p) =>
+        new Promise((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve();
+          const timer = setTimeout(resolve, 15_000);
+          p.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          p.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
 // ---- exactly-once check ----
 
 async function waitSettled(dbUrl, workspaceId, answered) {
@@ -545,12 +563,14 @@ async function main() {
       }
     }
 
-    console.log(`Holds and settlements on one workspace from two processes (per-request holds, then escrow leases ${ROUNDS} times) ...`);
-    const perRequestHoldsPerSecond = await benchHolds(dbUrl, false);
-    const holdsPerSecond = await leasedHoldsPerSecond(dbUrl);
-
     console.log('Checking that every answered request was charged exactly once ...');
     const settled = await waitSettled(dbUrl, nexo.workspaceId, nexoAnswered);
+
+    // PostgreSQL's own pace, on a machine the targets no longer share (idle, they still cost a few %)
+    await stopAll(procs);
+    console.log(`Holds and settlements on one workspace from two processes (escrow leases ${ROUNDS} times, then per-request holds) ...`);
+    const holdsPerSecond = await leasedHoldsPerSecond(dbUrl);
+    const perRequestHoldsPerSecond = await benchHolds(dbUrl, false);
 
     // ---- the table ----
     const base = results.provider.serial.p50;
