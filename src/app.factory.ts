@@ -7,6 +7,7 @@ import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { ProxyLane } from './chat/proxy-lane';
 import { requestIdMiddleware } from './common/http/body-parser';
+import { publicApiCors } from './common/http/public-api-cors';
 import { requestScopeMiddleware } from './common/http/request-scope';
 import { AppConfig } from './config/app-config';
 import { HttpDrain } from './health/http-drain.service';
@@ -43,11 +44,11 @@ export async function createHttpApp(config: AppConfig, logger: AppLogger = appLo
   express.disable('x-powered-by');
   express.set('etag', false);
   // first: what a graceful shutdown waits for; then the request's id and scope; then, once it
-  // has finished, its access line and metrics
+  // has finished, its access line and metrics; then the public API's CORS (preflights end there)
   const drain = app.get(HttpDrain);
   const server = app.getHttpServer() as Server;
   drain.attach(server);
-  const first = [drain.track, requestIdMiddleware, accessLog(logger, app.get(MetricsService), [WEB_APP_ROOT])];
+  const first = [drain.track, requestIdMiddleware, accessLog(logger, app.get(MetricsService), [WEB_APP_ROOT]), publicApiCors];
   for (const middleware of first) app.use(middleware);
   // the lane runs `first` only: its requests pass their id to what logs (request-scope.ts)
   app.use(requestScopeMiddleware);
