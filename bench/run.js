@@ -629,8 +629,7 @@ async function main() {
     );
     if (!exact) process.exitCode = 1;
   } finally {
-    for (const p of procs.reverse()) p.kill('SIGTERM');
-    await sleep(1000);
+    await stopAll([...procs].reverse());
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     const redis = new Redis(REDIS_URL);
