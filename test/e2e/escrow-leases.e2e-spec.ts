@@ -195,8 +195,10 @@ describe('escrow leases across gateway processes', () => {
     await sleep(200);
     const [w] = await gw.db.query('SELECT balance_micros FROM workspaces WHERE id = $1', [workspaceId]);
     const debit = Number(w.balance_micros);
-    const debitedAt = Date.now();
     await gw.admin().post(`/admin/workspaces/${workspaceId}/credits`).send({ amount_micros: -debit, reason: 'refund' }).expect(201);
+    // the debit is committed by the time it is answered (how long it took to get there, under the
+    // load of this process and the others, is not what this test measures)
+    const debitedAt = Date.now();
     await sleep(1_500);
     stop = true;
     await load;
@@ -204,7 +206,9 @@ describe('escrow leases across gateway processes', () => {
     // requests sent more than a second after the debit were all refused, on every process
     const late = during.filter((a) => a.sentAt > debitedAt + 1_000);
     expect(late.length).toBeGreaterThan(0);
-    for (const a of late) expect(a.status).toBe(403);
+    expect(
+      late.filter((a) => a.status !== 403).map((a) => ({ status: a.status, requestId: a.requestId, afterMs: a.sentAt - debitedAt })),
+    ).toEqual([]);
     await gw.settled(30_000);
     // the debit took all there was (charges applied between reading the balance and debiting it
     // take it below zero): from then on nothing was charged, in flight or not
