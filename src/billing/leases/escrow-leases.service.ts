@@ -13,6 +13,8 @@ interface Lease {
   amount: number;
   /** Holds of this process's requests in flight. */
   reserved: number;
+  /** What the last renewal reported in use (`in_use_micros` in PostgreSQL). */
+  reported: number;
   /** performance.now() after which no request is held against it: sent renewal + TTL - margin. */
   validUntil: number;
   /** false once given back, recalled, closed or lost: no new request is held against it. */
@@ -147,14 +149,21 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
       this.traced.push(row.id);
       this.scheduleTraces();
     }
-    // nothing in flight any more: report it soon, so what the API shows as available is current
-    if (hold.lease.reserved === 0 && !this.soonTimer) {
-      this.soonTimer = setTimeout(() => {
-        this.soonTimer = null;
-        void this.renew();
-      }, IDLE_REPORT_MS);
-      this.soonTimer.unref();
-    }
+    this.reportIfIdle(hold.lease);
+  }
+
+  /**
+   * Nothing in flight any more on a lease whose last renewal reported money in use: reports it
+   * soon, so what the API shows as available is current. (Only then: one request at a time, a
+   * report after each would be a PostgreSQL transaction every IDLE_REPORT_MS for nothing.)
+   */
+  private reportIfIdle(lease: Lease): void {
+    if (lease.reserved !== 0 || lease.reported === 0 || this.soonTimer) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      void this.renew();
+    }, IDLE_REPORT_MS);
+    this.soonTimer.unref();
   }
 
   /**
@@ -243,6 +252,7 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
           workspaceId,
           amount: grant.amountMicros,
           reserved: 0,
+          reported: 0,
           validUntil,
           open: true,
           closedAt: null,
@@ -288,13 +298,11 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
     if (leases.length === 0) return;
     this.renewing = true;
     try {
-      const statuses = await this.repo.renew(
-        this.owner,
-        leases.map((l) => ({ leaseId: l.id, inUseMicros: Math.max(0, l.reserved) })),
-        this.config.leases.ttlMs,
-      );
+      const reports = leases.map((l) => ({ leaseId: l.id, inUseMicros: Math.max(0, l.reserved) }));
+      const statuses = await this.repo.renew(this.owner, reports, this.config.leases.ttlMs);
       const validUntil = now + this.config.leases.ttlMs - this.margin();
       const byId = new Map(statuses.map((s) => [s.leaseId, s]));
+      leases.forEach((lease, i) => (lease.reported = reports[i].inUseMicros));
       for (const lease of leases) {
         const status = byId.get(lease.id);
         if (!status || status.state === 'closed') {
@@ -310,6 +318,8 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
           lease.validUntil = validUntil;
         }
       }
+      // requests that ended while this renewal was on its way: their use is reported soon
+      for (const lease of leases) if (lease.open || this.draining.has(lease)) this.reportIfIdle(lease);
     } catch (err) {
       this.warn(`Could not renew ${leases.length} leases: ${(err as Error).message}`);
     } finally {
@@ -346,24 +356,27 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
       entry.holds.push(h);
     }
     const entries = [...byLease.values()];
+    if (entries.length === 0 && done.length === 0) return;
     try {
-      await Promise.all([
-        done.length > 0 ? this.repo.forgetTraces(done) : null,
-        entries.length > 0
-          ? this.repo.trace(entries.map((e) => e.group)).then((ids) => {
-              entries.forEach((e, i) => {
-                const row: TraceRow = { id: ids[i], outstanding: 0 };
-                for (const h of e.holds) {
-                  if (h.released) continue;
-                  h.group = row;
-                  row.outstanding++;
-                }
-                if (row.outstanding === 0) this.traced.push(ids[i]);
-              });
-              if (this.traced.length > 0) this.scheduleTraces();
-            })
-          : null,
-      ]);
+      if (entries.length === 0) {
+        await this.repo.forgetTraces(done);
+        return;
+      }
+      // the new rows and the deletion of the finished ones: one statement, one transaction
+      const ids = await this.repo.trace(
+        entries.map((e) => e.group),
+        done,
+      );
+      entries.forEach((e, i) => {
+        const row: TraceRow = { id: ids[i], outstanding: 0 };
+        for (const h of e.holds) {
+          if (h.released) continue;
+          h.group = row;
+          row.outstanding++;
+        }
+        if (row.outstanding === 0) this.traced.push(ids[i]);
+      });
+      if (this.traced.length > 0) this.scheduleTraces();
     } catch (err) {
       this.warn(`Could not write the traces of ${holds.length} leased requests: ${(err as Error).message}`);
     }

@@ -91,16 +91,22 @@ export class LeaseRepository {
     return rows[0].n;
   }
 
-  /** Writes groups of traces in one statement; the id of each group's row, in order. */
-  async trace(groups: LeaseTraceGroup[]): Promise<string[]> {
+  /**
+   * Writes groups of traces, and deletes the rows in `forget` (groups whose requests were all
+   * handed to settlement since), in one statement: one transaction per flush. The id of each
+   * written group's row, in order.
+   */
+  async trace(groups: LeaseTraceGroup[], forget: string[] = []): Promise<string[]> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `INSERT INTO lease_traces (lease_id, workspace_id, requests)
+      `WITH forgotten AS (DELETE FROM lease_traces WHERE id = ANY($4::bigint[]))
+       INSERT INTO lease_traces (lease_id, workspace_id, requests)
        SELECT g.l, g.w, g.r FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) WITH ORDINALITY AS g(l, w, r, n) ORDER BY g.n
        RETURNING id`,
       [
         groups.map((g) => g.leaseId),
         groups.map((g) => g.workspaceId),
         groups.map((g) => JSON.stringify(g.requests.map((t) => ({ r: t.requestId, k: t.keyId, m: t.model, c: t.createdAt })))),
+        forget,
       ],
     );
     return rows.map((r) => String(r.id));
