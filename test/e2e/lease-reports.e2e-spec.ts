@@ -82,6 +82,8 @@ describe('escrow lease reports', () => {
     const [second] = await leases.trace([{ leaseId: lease.id, workspaceId, requests: [trace('req_trace_b')] }], [first]);
     const rows = await gw.db.query(`SELECT id, requests FROM lease_traces WHERE id = ANY($1::bigint[]) ORDER BY id`, [[first, second]]);
     expect(rows.map((r: any) => [String(r.id), r.requests.map((t: any) => t.r)])).toEqual([[second, ['req_trace_b']]]);
-    await leases.forgetTraces([second]);
+    // only forgetting: no row written
+    expect(await leases.trace([], [second])).toEqual([]);
+    expect(await gw.db.query(`SELECT id FROM lease_traces WHERE id = $1`, [second])).toEqual([]);
   });
 });

@@ -358,10 +358,6 @@ export class EscrowLeases implements OnModuleInit, OnModuleDestroy, BeforeApplic
     const entries = [...byLease.values()];
     if (entries.length === 0 && done.length === 0) return;
     try {
-      if (entries.length === 0) {
-        await this.repo.forgetTraces(done);
-        return;
-      }
       // the new rows and the deletion of the finished ones: one statement, one transaction
       const ids = await this.repo.trace(
         entries.map((e) => e.group),

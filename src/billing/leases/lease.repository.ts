@@ -92,9 +92,9 @@ export class LeaseRepository {
   }
 
   /**
-   * Writes groups of traces, and deletes the rows in `forget` (groups whose requests were all
-   * handed to settlement since), in one statement: one transaction per flush. The id of each
-   * written group's row, in order.
+   * Writes groups of traces (none, to only forget), and deletes the rows in `forget` (groups whose
+   * requests were all handed to settlement since), in one statement: one transaction per flush.
+   * The id of each written group's row, in order.
    */
   async trace(groups: LeaseTraceGroup[], forget: string[] = []): Promise<string[]> {
     const { rows } = await this.pool.query<{ id: string }>(
@@ -110,11 +110,6 @@ export class LeaseRepository {
       ],
     );
     return rows.map((r) => String(r.id));
-  }
-
-  /** Deletes trace groups whose requests were all handed to settlement. */
-  async forgetTraces(ids: string[]): Promise<void> {
-    await this.pool.query('DELETE FROM lease_traces WHERE id = ANY($1::bigint[])', [ids]);
   }
 
   /** Leases whose owner stopped renewing them more than `graceSeconds` ago. */
